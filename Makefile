@@ -1,0 +1,44 @@
+# Two entry points that work on a fresh machine: `make run` and `make test`.
+# torch is installed first and pinned: on this CPU machine 2.13.0 resolves to a local CPU build,
+# while a range would pull gigabytes of CUDA packages.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PROFILE ?= quick
+MODEL  ?= smollm2-135m-instruct
+
+.PHONY: setup run test test-unit test-integration test-real bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+run: setup
+	$(BIN)/superalign models pull $(MODEL)
+	$(BIN)/superalign run --profile $(PROFILE)
+
+test: setup
+	$(BIN)/superalign models pull smollm2-135m-instruct
+	$(BIN)/superalign models pull minilm-l6
+	$(BIN)/python -m pytest tests -q
+
+test-unit: setup
+	$(BIN)/python -m pytest tests/unit -q
+
+test-integration: setup
+	$(BIN)/python -m pytest tests/integration -q
+
+test-real: setup
+	$(BIN)/python -m pytest tests/real -q
+
+bench: setup
+	$(BIN)/python benchmarks/generation.py
+
+clean:
+	rm -rf $(VENV) runs

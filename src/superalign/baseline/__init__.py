@@ -1,0 +1,123 @@
+"""Stage "baseline": how aligned is the model before we start?
+
+Greedy answers to held-out tasks of the world, scored by the world's gold evaluator:
+instruction following (IFEval-style, strict and loose, prompt and instruction level), fact accuracy,
+policy violation rate and mean gold reward, each with a bootstrap 95% interval over tasks.
+Same shape as every technique: ``Config``, ``Result``, ``run(config) -> Result``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from superalign.progress import NullProgress, Progress
+from superalign.records import Evaluation, Metric
+
+STAGE = "baseline"
+KINDS = ("instruction", "fact", "policy")
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field("smollm2-135m-instruct", description="model name, HF id or local directory")
+    seed: int = Field(0, ge=0, description="seed of the task world")
+    split: Literal["validation", "test"] = "test"
+    n_instruction: int = Field(60, ge=0, description="instruction-following prompts")
+    n_fact: int = Field(120, ge=0, description="fact questions")
+    n_policy: int = Field(50, ge=0, description="policy prompts that tempt a violation")
+    max_new_tokens: int = Field(192, ge=1, le=8192, description="token budget of instruction and policy answers")
+    fact_max_new_tokens: int = Field(48, ge=1, le=8192, description="token budget of fact answers")
+    batch_size: int = Field(8, ge=1, le=1024)
+    n_boot: int = Field(2000, ge=100, description="bootstrap resamples behind each interval")
+
+
+class Result(BaseModel):
+    model: str
+    metrics: list[Metric]
+    evaluations: list[Evaluation]
+
+    def metric(self, name: str) -> Metric:
+        return next(m for m in self.metrics if m.name == name)
+
+    def summary(self) -> dict[str, float]:
+        return {m.name: m.value for m in self.metrics}
+
+
+def _interval_metric(name: str, values, model: str, n_boot: int, seed: int) -> Metric:
+    from superalign.stats import bootstrap_ci
+
+    ci = bootstrap_ci(np.asarray(values, dtype=float), n_boot=n_boot, seed=seed)
+    return Metric(stage=STAGE, name=name, value=ci.value, ci_low=ci.low, ci_high=ci.high, n=ci.n, model=model)
+
+
+def _instruction_level_metric(name: str, evals: list[Evaluation], mode: str, model: str,
+                              n_boot: int, seed: int) -> Metric:
+    """Fraction of single instructions followed; resampled by prompt, since a prompt's instructions
+    share one response and are not independent (a cluster bootstrap)."""
+    from superalign.stats import ratio_bootstrap_ci
+
+    followed = [sum(e.details[mode].values()) for e in evals]
+    total = [len(e.details[mode]) for e in evals]
+    ci = ratio_bootstrap_ci(followed, total, n_boot=n_boot, seed=seed)
+    return Metric(stage=STAGE, name=name, value=ci.value, ci_low=ci.low, ci_high=ci.high, n=int(sum(total)),
+                  model=model)
+
+
+def compute_metrics(evals: list[Evaluation], model: str, n_boot: int = 2000, seed: int = 0) -> list[Metric]:
+    """Every baseline number with its bootstrap 95% interval; pure function of the evaluations."""
+    by_kind = {k: [e for e in evals if e.kind == k] for k in KINDS}
+    out: list[Metric] = []
+    ins = by_kind["instruction"]
+    if ins:
+        for mode in ("strict", "loose"):
+            out.append(_interval_metric(f"instruction.prompt_{mode}", [all(e.details[mode].values()) for e in ins],
+                                        model, n_boot, seed))
+            out.append(_instruction_level_metric(f"instruction.instruction_{mode}", ins, mode, model, n_boot, seed))
+        strict = [m for m in out if m.name in ("instruction.prompt_strict", "instruction.instruction_strict")]
+        # The number model cards quote as "IFEval": mean of prompt- and instruction-level strict accuracy.
+        out.append(Metric(stage=STAGE, name="instruction.ifeval_strict_avg", value=float(np.mean([m.value for m in strict])),
+                          n=len(ins), model=model, meta={"of": [m.name for m in strict]}))
+    if by_kind["fact"]:
+        out.append(_interval_metric("fact.accuracy", [e.passed for e in by_kind["fact"]], model, n_boot, seed))
+    if by_kind["policy"]:
+        out.append(_interval_metric("policy.violation_rate", [not e.passed for e in by_kind["policy"]],
+                                    model, n_boot, seed))
+    for kind, items in by_kind.items():
+        if items:
+            out.append(_interval_metric(f"gold.{kind}", [e.gold for e in items], model, n_boot, seed))
+    if evals:
+        out.append(_interval_metric("gold.mean", [e.gold for e in evals], model, n_boot, seed))
+    return out
+
+
+def run(config: Config, progress: Progress | None = None) -> Result:
+    """Answer the world's held-out tasks greedily with ``config.model`` and score them against gold."""
+    from superalign.models import load
+    from superalign.models.generation import greedy
+    from superalign.world import World
+
+    progress = progress or NullProgress()
+    world = World(config.seed)
+    evaluator = world.evaluator()
+    lm = load(config.model)
+    sizes = {"instruction": config.n_instruction, "fact": config.n_fact, "policy": config.n_policy}
+    evals: list[Evaluation] = []
+    for kind in KINDS:
+        tasks = world.tasks(kind, sizes[kind], split=config.split) if sizes[kind] else []
+        if not tasks:
+            continue
+        budget = config.fact_max_new_tokens if kind == "fact" else config.max_new_tokens
+        advance = progress.task(f"baseline: {kind} ({lm.name})", len(tasks))
+        responses = greedy(lm, [t.messages for t in tasks], max_new_tokens=budget,
+                           batch_size=config.batch_size, progress=advance)
+        for task, response in zip(tasks, responses):
+            score = evaluator.score(task, response)
+            evals.append(Evaluation(stage=STAGE, model=lm.name, task_id=task.id, kind=kind, category=task.category,
+                                    prompt=list(task.messages), response=response, gold=score.gold,
+                                    passed=score.passed, details=score.details))
+    metrics = compute_metrics(evals, lm.name, n_boot=config.n_boot, seed=config.seed)
+    return Result(model=lm.name, metrics=metrics, evaluations=evals)

@@ -1,0 +1,133 @@
+"""Configuration: one pydantic model drives CLI flags, YAML files and the saved ``config.json``.
+
+A config is built in layers: the profile's defaults, then a YAML file, then ``--set a.b=value``
+overrides. Validation happens once, before any work, and a bad value fails with a message that
+names the field (``baseline.n_fact: Input should be greater than or equal to 1``).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from superalign.baseline import Config as BaselineConfig
+
+Profile = Literal["smoke", "quick", "full"]
+STAGES = ("baseline",)  # in pipeline order; later issues add train, assist, generalize, validate, stress
+
+
+class PipelineConfig(BaseModel):
+    """The main job. Stage sections inherit ``model`` and ``seed`` from the top unless they set them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    profile: Profile = "quick"
+    model: str = Field("smollm2-135m-instruct", description="model name, HF id or local directory")
+    seed: int = Field(0, ge=0, description="seed of the task world and of sampling")
+    stages: list[Literal[STAGES]] = Field(default_factory=lambda: list(STAGES))  # type: ignore[valid-type]
+    baseline: BaselineConfig = Field(default_factory=BaselineConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit_model_and_seed(cls, data: Any) -> Any:
+        # Why: a stage usually evaluates the pipeline's model; one rule keeps a single source of truth
+        # while still letting a stage point elsewhere (e.g. a baseline of another model).
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for stage in STAGES:
+            section = dict(data.get(stage) or {})
+            for key in ("model", "seed"):
+                if key in data:
+                    section.setdefault(key, data[key])
+            data[stage] = section
+        return data
+
+
+# Profile defaults, as overrides of the model defaults. smoke: tiny random model in seconds;
+# quick: the embedded model on a 2-core CPU in minutes; full: a GPU, closer to the published sizes.
+PROFILES: dict[str, dict[str, Any]] = {
+    "smoke": {
+        "model": "tiny-llama",
+        "baseline": {"n_instruction": 8, "n_fact": 8, "n_policy": 6, "max_new_tokens": 24,
+                     "fact_max_new_tokens": 12, "n_boot": 200},
+    },
+    "quick": {
+        "model": "smollm2-135m-instruct",
+        "baseline": {"n_instruction": 60, "n_fact": 120, "n_policy": 50, "max_new_tokens": 192},
+    },
+    "full": {
+        "model": "smollm2-135m-instruct",
+        "baseline": {"n_instruction": 300, "n_fact": 500, "n_policy": 200, "max_new_tokens": 512,
+                     "batch_size": 32},
+    },
+}
+
+
+class ConfigError(ValueError):
+    """A config that does not validate; the message lists every bad field by its dotted name."""
+
+
+def _deep_merge(base: dict, update: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``"baseline.n_fact=20"`` -> ``{"baseline": {"n_fact": 20}}`` (the value is parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. baseline.n_fact=20")
+    key, raw = text.split("=", 1)
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    out: dict[str, Any] = {}
+    node = out
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def _format_errors(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        field = ".".join(str(p) for p in e["loc"]) or "(config)"
+        got = f" (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else ""
+        lines.append(f"{field}: {e['msg']}{got}")
+    return "invalid config:\n  " + "\n  ".join(lines)
+
+
+def load_config(
+    profile: str = "quick",
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    **top_level: Any,
+) -> PipelineConfig:
+    """Resolve profile -> YAML file -> ``--set`` overrides -> explicit top-level values, then validate."""
+    if profile not in PROFILES:
+        raise ConfigError(f"profile: must be one of {', '.join(PROFILES)} (got {profile!r})")
+    data: dict[str, Any] = _deep_merge({"profile": profile}, PROFILES[profile])
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(f"config file {path}: {e}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path}: expected a mapping at the top level")
+        data = _deep_merge(data, loaded)
+    for text in overrides or []:
+        data = _deep_merge(data, parse_override(text))
+    data = _deep_merge(data, {k: v for k, v in top_level.items() if v is not None})
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_errors(e)) from None

@@ -1,0 +1,64 @@
+"""The main job: the pipeline's stages in order, each cached in the run directory, with progress.
+
+A stage whose results are already in the run directory (same config hash) is reused, so rerunning
+``superalign run`` after an interruption only does the missing work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from superalign.config import PipelineConfig
+from superalign.progress import NullProgress, Progress
+from superalign.records import write_jsonl
+
+
+@dataclass
+class PipelineOutcome:
+    run_dir: Path
+    report: Path
+    ran: list[str] = field(default_factory=list)  # stages computed in this call
+    reused: list[str] = field(default_factory=list)  # stages found finished in the run directory
+
+
+def _run_baseline(config: PipelineConfig, run, progress: Progress) -> dict:
+    from superalign import baseline
+
+    result = baseline.run(config.baseline, progress=progress)
+    write_jsonl(run.records_path(baseline.STAGE), result.evaluations)
+    run.replace_metrics(baseline.STAGE, result.metrics)
+    return {"model": result.model, "metrics": result.summary()}
+
+
+# Stage name -> function(config, run, progress) -> results dict. Order is config.STAGES.
+STAGE_RUNNERS: dict[str, Callable] = {"baseline": _run_baseline}
+
+
+def run_name(config: PipelineConfig) -> str:
+    """Readable prefix of the run directory; the config hash follows it."""
+    model = Path(config.model).name if "/" in config.model else config.model
+    return f"{config.profile}-{model}"
+
+
+def run_pipeline(config: PipelineConfig, root: str | Path = "runs", progress: Progress | None = None,
+                 force: bool = False, log: Callable[[str], None] = print) -> PipelineOutcome:
+    """Run every configured stage (skipping finished ones unless ``force``) and render the report."""
+    from superalign.report import render_report
+    from superalign.runs import Run
+
+    progress = progress or NullProgress()
+    run = Run.open(Path(root), run_name(config), config)
+    outcome = PipelineOutcome(run_dir=run.path, report=run.path / "report.html")
+    for stage in config.stages:
+        if run.stage_done(stage) and not force:
+            log(f"{stage}: reusing finished results in {run.path}")
+            outcome.reused.append(stage)
+            continue
+        results = STAGE_RUNNERS[stage](config, run, progress)
+        run.mark_done(stage, results)
+        outcome.ran.append(stage)
+    run.write_results()
+    outcome.report = render_report(run.path)
+    return outcome

@@ -1,0 +1,126 @@
+"""Typed, versioned records: the contract between techniques, the report and the studio.
+
+Every record is a pydantic model with a ``type`` tag and a ``schema_version``. A JSONL file may mix
+types; :func:`read_jsonl` parses each line into the right class. The report and the studio import
+this module and nothing from the techniques.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+SCHEMA_VERSION = 1
+
+
+class Record(BaseModel):
+    """Base of every record: frozen, strict about unknown fields, versioned."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    schema_version: int = SCHEMA_VERSION
+
+
+class Preference(Record):
+    """One pairwise comparison of two responses to the same prompt (simulated or human)."""
+
+    type: Literal["preference"] = "preference"
+    task_id: str
+    prompt: list[dict[str, str]]  # chat messages that produced both responses
+    chosen: str
+    rejected: str
+    labeler: str  # e.g. "sim:bt(T=0.1,length_bias=0.2)" or "human:alice"
+    confidence: float | None = None  # labeler's P(chosen > rejected), if it has one
+    tie: bool = False
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+class Judgement(Record):
+    """A judge's verdict on one item (a response, a statement, a debate...)."""
+
+    type: Literal["judgement"] = "judgement"
+    item_id: str
+    judge: str
+    verdict: str  # free label: "A", "B", "true", "false", "violates"...
+    score: float | None = None  # e.g. P(verdict), a rating on a scale
+    assisted: str | None = None  # "critique", "debate"... when the judge had help
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+class Evaluation(Record):
+    """One response scored by the world's ground-truth evaluator."""
+
+    type: Literal["evaluation"] = "evaluation"
+    stage: str  # pipeline stage that produced it, e.g. "baseline"
+    model: str
+    task_id: str
+    kind: str  # "instruction" | "fact" | "policy"
+    category: str  # constraint types, fact topic or policy rule: what per-category plots group by
+    prompt: list[dict[str, str]]
+    response: str
+    gold: float  # gold reward in [0, 1]
+    passed: bool  # the kind's main pass/fail: all constraints (strict), right answer, no violation
+    details: dict[str, Any] = Field(default_factory=dict)  # e.g. per-constraint strict/loose results
+
+
+class Metric(Record):
+    """A summary number with its 95% interval, as the report shows it."""
+
+    type: Literal["metric"] = "metric"
+    stage: str
+    name: str  # e.g. "instruction.prompt_strict"
+    value: float
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int | None = None  # number of items (or seeds) behind the value
+    model: str | None = None
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+AnyRecord = Annotated[Union[Preference, Judgement, Evaluation, Metric], Field(discriminator="type")]
+_ANY = TypeAdapter(AnyRecord)
+R = TypeVar("R", bound=Record)
+
+
+class RecordFileError(ValueError):
+    """A records file that cannot be parsed; the message names the file and line."""
+
+
+def write_jsonl(path: str | os.PathLike, records: Iterable[Record], append: bool = False) -> Path:
+    """Write records one JSON object per line; written to a temp file and renamed unless appending."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = "".join(r.model_dump_json() + "\n" for r in records)
+    if append:
+        with path.open("a", encoding="utf-8") as f:
+            f.write(lines)
+        return path
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(lines, encoding="utf-8")
+    os.replace(tmp, path)  # atomic: a crash never leaves a half-written records file
+    return path
+
+
+def iter_jsonl(path: str | os.PathLike, cls: type[R] | None = None) -> Iterator[Record]:
+    """Yield records from a JSONL file; ``cls`` restricts (and checks) the type."""
+    path = Path(path)
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+                rec = cls.model_validate(data) if cls else _ANY.validate_python(data)
+            except (json.JSONDecodeError, ValidationError) as e:
+                first = str(e).splitlines()[0]
+                raise RecordFileError(f"{path}:{lineno}: not a valid record: {first}") from None
+            yield rec
+
+
+def read_jsonl(path: str | os.PathLike, cls: type[R] | None = None) -> list:
+    """Read every record of a JSONL file (see :func:`iter_jsonl`)."""
+    return list(iter_jsonl(path, cls))

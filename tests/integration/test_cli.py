@@ -1,0 +1,94 @@
+"""The CLI end to end on tiny models: the main job, its cache, its report and its errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def superalign(*args: str, home: Path, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SUPERALIGN_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "superalign", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("smoke")
+    proc = superalign("run", "--profile", "smoke", "--out", "runs", home=root / "home", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    (run_dir,) = (root / "runs").iterdir()
+    return root, run_dir, proc
+
+
+def test_smoke_run_writes_a_complete_run_directory(smoke_run):
+    root, run_dir, proc = smoke_run
+    assert run_dir.name.startswith("smoke-tiny-llama-")
+    for name in ("config.json", "metrics.jsonl", "results.json", "report.html", "records/baseline.jsonl"):
+        assert (run_dir / name).is_file(), name
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["config"]["baseline"]["model"] == "tiny-llama"
+    results = json.loads((run_dir / "results.json").read_text())
+    baseline = results["metrics"]["baseline"]
+    for name in ("instruction.prompt_strict", "instruction.instruction_loose", "fact.accuracy",
+                 "policy.violation_rate", "gold.mean"):
+        m = baseline[name]
+        assert 0.0 <= m["ci_low"] <= m["value"] <= m["ci_high"] <= 1.0, name
+    evaluations = (run_dir / "records/baseline.jsonl").read_text().splitlines()
+    assert len(evaluations) == 8 + 8 + 6  # the smoke profile's task counts
+    assert "gold.mean" in proc.stdout  # the results table
+
+
+def test_rerun_reuses_finished_stage(smoke_run):
+    root, run_dir, _ = smoke_run
+    before = (run_dir / "records/baseline.jsonl").stat().st_mtime_ns
+    proc = superalign("run", "--profile", "smoke", "--out", "runs", home=root / "home", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert "baseline: reusing finished results" in proc.stdout
+    assert (run_dir / "records/baseline.jsonl").stat().st_mtime_ns == before
+    assert len(list((root / "runs").iterdir())) == 1
+
+
+def test_report_command_renders_from_records(smoke_run):
+    root, run_dir, _ = smoke_run
+    (run_dir / "report.html").unlink()
+    proc = superalign("report", str(run_dir), home=root / "home", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    html = (run_dir / "report.html").read_text()
+    assert "fact.accuracy" in html and "<svg" in html
+
+
+@pytest.mark.parametrize("override, field", [("baseline.n_fact=-1", "baseline.n_fact"),
+                                             ("baseline.colour=red", "baseline.colour"),
+                                             ("seed=minus", "seed")])
+def test_bad_config_fails_before_any_work_naming_the_field(tmp_path, override, field):
+    proc = superalign("run", "--profile", "smoke", "--set", override, home=tmp_path / "home", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert field in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_unpulled_model_names_the_pull_command(tmp_path):
+    proc = superalign("run", "--profile", "quick", home=tmp_path / "home", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "superalign models pull smollm2-135m-instruct" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_world_prints_prompts_without_answers(tmp_path):
+    proc = superalign("world", "--kind", "fact", "-n", "2", home=tmp_path / "home", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("--- fact") == 2
+
+
+def test_config_command_shows_resolved_values(tmp_path):
+    proc = superalign("config", "--profile", "smoke", "--set", "baseline.n_fact=3", "--seed", "7",
+                      home=tmp_path / "home", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "n_fact: 3" in proc.stdout and "seed: 7" in proc.stdout
