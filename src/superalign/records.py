@@ -21,7 +21,8 @@ SCHEMA_VERSION = 1
 class Record(BaseModel):
     """Base of every record: frozen, strict about unknown fields, versioned."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN/inf are written as JSON constants so that a NaN metric ("no interval") reads back.
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
     schema_version: int = SCHEMA_VERSION
 
 

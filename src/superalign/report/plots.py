@@ -1,0 +1,128 @@
+"""Matplotlib charts rendered to inline SVG strings for the HTML report.
+
+No pyplot: figures are built with ``matplotlib.figure.Figure`` and the SVG canvas, so rendering never
+touches global backend state (and needs no display). Text stays text (``svg.fonttype: none``), which
+keeps files small and lets the page's font render the labels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from dataclasses import dataclass
+
+import matplotlib
+from matplotlib.backends.backend_svg import FigureCanvasSVG
+from matplotlib.figure import Figure
+
+_RC = {
+    "svg.fonttype": "none",
+    "svg.hashsalt": "superalign",  # deterministic ids: the same run renders the same bytes
+    "font.family": "sans-serif",
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.edgecolor": "#888888",
+    "axes.titlesize": 10,
+    "axes.titleweight": "bold",
+    "xtick.color": "#444444",
+    "ytick.color": "#444444",
+}
+_PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
+STRICT_COLOR, LOOSE_COLOR = "#4C72B0", "#A1C4E8"
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One bar: a label, a value in [0, 1] and an optional interval."""
+
+    label: str
+    value: float
+    low: float | None = None
+    high: float | None = None
+
+
+def _to_svg(fig: Figure) -> str:
+    """Serialize a figure to an inline ``<svg>`` element with page-unique ids and no external URLs."""
+    FigureCanvasSVG(fig)
+    buf = io.StringIO()
+    with matplotlib.rc_context(_RC):
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    svg = buf.getvalue()
+    svg = svg[svg.index("<svg") :]  # drop the XML declaration and DOCTYPE (which names a w3.org URL)
+    svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
+    # Namespace declarations are URLs too; the HTML parser puts inline <svg> in the SVG namespace anyway.
+    svg = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", svg)
+    # Several SVGs share one page: prefix ids so clip paths and markers never resolve across figures.
+    # The prefix hashes the figure itself, so renders stay byte-for-byte reproducible; two identical
+    # figures get identical ids, which is harmless because their definitions are identical too.
+    prefix = "f" + hashlib.sha1(svg.encode("utf-8")).hexdigest()[:8] + "-"
+    svg = re.sub(r'(\bid="|url\(#|href="#)([^")]+)', lambda m: m.group(1) + prefix + m.group(2), svg)
+    return svg.strip()
+
+
+def _xerr(bars: list[Bar]) -> list[list[float]] | None:
+    if not any(b.low is not None and b.high is not None for b in bars):
+        return None
+    lows, highs = [], []
+    for b in bars:
+        if b.low is None or b.high is None:
+            lows.append(0.0)
+            highs.append(0.0)
+        else:
+            lows.append(max(0.0, b.value - b.low))
+            highs.append(max(0.0, b.high - b.value))
+    return [lows, highs]
+
+
+def rate_bars_svg(groups: dict[str, list[Bar]]) -> str:
+    """Horizontal bars with 95% error bars, one panel per metric group (e.g. ``instruction``, ``fact``)."""
+    with matplotlib.rc_context(_RC):
+        heights = [max(1, len(bars)) for bars in groups.values()]
+        fig = Figure(figsize=(7.0, 0.6 * len(groups) + 0.28 * sum(heights)))
+        axes = fig.subplots(len(groups), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[:, 0]
+        for i, (ax, (group, bars)) in enumerate(zip(axes, groups.items())):
+            color = _PALETTE[i % len(_PALETTE)]
+            y = list(range(len(bars)))
+            ax.barh(
+                y,
+                [b.value for b in bars],
+                xerr=_xerr(bars),
+                color=color,
+                height=0.65,
+                error_kw={"ecolor": "#222222", "elinewidth": 1, "capsize": 3},
+            )
+            for yi, b in zip(y, bars):
+                right = max(b.value, b.high if b.high is not None else b.value)  # clear of the error bar
+                ax.text(min(right, 1.0) + 0.015, yi, f"{b.value:.3f}", va="center", ha="left",
+                        fontsize=8, color="#333333")  # fmt: skip
+            ax.set_yticks(y, [b.label for b in bars])
+            ax.invert_yaxis()
+            ax.set_xlim(0, 1.08)
+            ax.set_title(group, loc="left")
+            ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+            ax.set_axisbelow(True)
+        axes[-1].set_xlabel("value (bars: 95% interval)")
+        fig.tight_layout()
+        return _to_svg(fig)
+
+
+def strict_loose_svg(labels: list[str], strict: list[float], loose: list[float], title: str) -> str:
+    """Per-constraint accuracy, strict and loose bars side by side."""
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(7.0, 0.8 + 0.38 * max(1, len(labels))))
+        ax = fig.subplots()
+        y = list(range(len(labels)))
+        ax.barh([v - 0.19 for v in y], strict, height=0.38, color=STRICT_COLOR, label="strict")
+        ax.barh([v + 0.19 for v in y], loose, height=0.38, color=LOOSE_COLOR, label="loose")
+        ax.set_yticks(y, labels)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1.0)
+        ax.set_xlabel("fraction of prompts where the constraint passed")
+        ax.set_title(title, loc="left")
+        ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+        ax.set_axisbelow(True)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=8)
+        fig.tight_layout()
+        return _to_svg(fig)

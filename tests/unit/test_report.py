@@ -1,0 +1,118 @@
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+from pydantic import BaseModel
+
+from superalign.records import Evaluation, Judgement, Metric, Preference, write_jsonl
+from superalign.report import render_report
+from superalign.runs import Run
+
+EVIL = "<script>alert(1)</script>"
+
+
+class Cfg(BaseModel):
+    model: str = "tiny-llama"
+    n_tasks: int = 4
+
+
+def _evaluation(i: int, response: str, strict: dict, loose: dict, model: str = "tiny-llama") -> Evaluation:
+    return Evaluation(
+        stage="baseline", model=model, task_id=f"instruction-s0-{i:05d}", kind="instruction",
+        category="+".join(strict), prompt=[{"role": "user", "content": f"Write about owls <b>{i}</b>."}],
+        response=response, gold=sum(strict.values()) / len(strict), passed=all(strict.values()),
+        details={"strict": strict, "loose": loose},
+    )  # fmt: skip
+
+
+def make_fake_run(root) -> Run:
+    """A run with two stages: baseline (metrics + evaluations) and an unknown stage with metrics only."""
+    run = Run.open(root, "demo", Cfg())
+    run.log_metrics([
+        Metric(stage="baseline", name="instruction.prompt_strict", value=0.25, ci_low=0.0, ci_high=0.75, n=4),
+        Metric(stage="baseline", name="instruction.prompt_loose", value=0.5, ci_low=0.1, ci_high=0.9, n=4),
+        Metric(stage="baseline", name="fact.accuracy", value=0.625, ci_low=0.4, ci_high=0.8, n=8),
+        Metric(stage="baseline", name="gold.mean_length", value=123.0, n=4),
+        Metric(stage="my_new_stage", name="custom.score_xyz", value=0.333, ci_low=0.2, ci_high=0.45, n=30),
+        Metric(stage="my_new_stage", name="custom.kl", value=0.2, n=30),
+    ])  # fmt: skip
+    evals = [
+        _evaluation(0, "owls are great", {"word_count": True, "lowercase": True}, {"word_count": True, "lowercase": True}),
+        _evaluation(1, EVIL, {"word_count": False, "no_commas": True}, {"word_count": True, "no_commas": True}),
+        _evaluation(2, "Owls, at night.", {"no_commas": False}, {"no_commas": False}),
+        _evaluation(3, "OWLS", {"lowercase": False, "json_format": False}, {"lowercase": False, "json_format": True}),
+    ]  # fmt: skip
+    write_jsonl(run.records_path("baseline"), evals)
+    write_jsonl(run.records_path("train"), [
+        Preference(task_id="t1", prompt=[{"role": "user", "content": "hi"}], chosen="long answer</pre>",
+                   rejected="short", labeler="sim:bt(T=0.1)", confidence=0.8),
+        Judgement(item_id="t1", judge="scripted", verdict="A", score=0.9, assisted="critique"),
+    ])  # fmt: skip
+    run.mark_done("baseline", {"n_tasks": 4, "note": EVIL})
+    return run
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    run = make_fake_run(tmp_path_factory.mktemp("runs"))
+    path = render_report(run.path)
+    return run, path, path.read_text(encoding="utf-8")
+
+
+def test_report_exists_with_title_metrics_and_charts(report):
+    run, path, text = report
+    assert path == run.path / "report.html" and path.exists()
+    assert "demo" in text and run.config_hash in text
+    for name in ["instruction.prompt_strict", "fact.accuracy", "gold.mean_length", "custom.score_xyz"]:
+        assert name in text
+    assert "0.250" in text and "[0.000, 0.750]" in text and "0.625" in text and "123.000" in text
+    assert text.count("<svg") >= 3  # baseline rates, per-constraint accuracy, unknown stage's rates
+    assert "json_format (n=1)" in text and "lowercase (n=2)" in text  # per-constraint chart labels
+    assert "my_new_stage" in text  # a stage the report has never heard of still gets its table
+    assert "<details><summary>Config</summary>" in text
+
+
+def test_report_escapes_untrusted_text_and_is_self_contained(report):
+    _, _, text = report
+    assert "<script" not in text.lower()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "<b>0</b>" not in text and "&lt;b&gt;0&lt;/b&gt;" in text  # prompts are escaped too
+    assert "long answer&lt;/pre&gt;" in text
+    assert "http://" not in text and "https://" not in text
+    assert not re.search(r"""(src|href)\s*=\s*(?!["']?#)""", text)  # only in-page anchors
+    assert "@import" not in text and "url(" not in text.replace("url(#", "")
+
+
+def test_report_svg_ids_unique(report):
+    _, _, text = report
+    ids = re.findall(r'\bid="([^"]+)"', text)
+    assert len(ids) == len(set(ids))
+
+
+def test_report_shows_unfinished_stage_and_broken_files_as_warnings(tmp_path):
+    run = make_fake_run(tmp_path)
+    (run.path / "records" / "broken.jsonl").write_text('{"type": "evaluation", "stage": \n')
+    text = render_report(run.path).read_text()
+    assert "not finished" in text  # my_new_stage and train never called mark_done
+    assert "broken.jsonl" in text and "Warnings" in text
+
+
+def test_render_report_does_not_import_torch(tmp_path):
+    run = make_fake_run(tmp_path)
+    code = (
+        "import sys; from superalign.report import render_report; "
+        f"render_report({str(run.path)!r}); "
+        "bad = [m for m in ('torch', 'transformers') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (run.path / "report.html").exists()
+
+
+def test_report_of_an_empty_run_dir(tmp_path):
+    run = Run.open(tmp_path, "empty", Cfg())
+    text = render_report(run.path).read_text()
+    assert "No stage has produced anything yet" in text
+    assert json.loads((run.path / "config.json").read_text())["name"] == "empty"

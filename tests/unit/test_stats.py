@@ -1,0 +1,136 @@
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from superalign.stats import (
+    Interval,
+    auroc,
+    bootstrap_ci,
+    expected_calibration_error,
+    mean_ci_over_seeds,
+    paired_bootstrap_diff,
+    pgr,
+    ratio_bootstrap_ci,
+)
+
+
+def test_bootstrap_ci_contains_mean_and_narrows_with_more_data():
+    rng = np.random.default_rng(1)
+    small = rng.normal(0.3, 1.0, size=30)
+    large = rng.normal(0.3, 1.0, size=3000)
+    ci_small, ci_large = bootstrap_ci(small), bootstrap_ci(large)
+    assert ci_small.contains(small.mean()) and ci_large.contains(large.mean())
+    assert ci_small.value == pytest.approx(small.mean())
+    assert ci_large.width < ci_small.width / 5  # width shrinks like 1/sqrt(n): 10x here
+    assert ci_large.n == 3000
+    assert ci_large.contains(0.3)
+
+
+def test_bootstrap_ci_reproducible_with_seed():
+    values = np.random.default_rng(0).normal(size=50)
+    assert bootstrap_ci(values, seed=3) == bootstrap_ci(values, seed=3)
+    assert bootstrap_ci(values, seed=3) != bootstrap_ci(values, seed=4)
+
+
+def test_bootstrap_ci_edge_cases():
+    with pytest.raises(ValueError, match="empty"):
+        bootstrap_ci([])
+    assert bootstrap_ci([0.7]) == Interval(0.7, 0.7, 0.7, 1)
+    with pytest.raises(ValueError, match="NaN"):
+        bootstrap_ci([1.0, float("nan")])
+
+
+def test_bootstrap_ci_other_statistics():
+    values = np.arange(101, dtype=float)
+    med = bootstrap_ci(values, np.median)
+    assert med.value == 50 and med.low < 50 < med.high
+    # a callable without axis= falls back to row by row and gives the same result as the vectorized path
+    assert bootstrap_ci(values, lambda v: float(np.mean(v)), n_boot=200) == bootstrap_ci(values, n_boot=200)
+
+
+def test_paired_bootstrap_diff_detects_a_consistent_small_effect():
+    rng = np.random.default_rng(0)
+    item_difficulty = rng.normal(0, 1, size=200)
+    a = item_difficulty + 0.1
+    b = item_difficulty + rng.normal(0, 0.01, size=200)
+    diff = paired_bootstrap_diff(a, b)
+    assert diff.excludes_zero and diff.contains(0.1)
+    assert not paired_bootstrap_diff(b, b).excludes_zero
+    with pytest.raises(ValueError, match="equal lengths"):
+        paired_bootstrap_diff([1, 2], [1, 2, 3])
+
+
+def test_ratio_bootstrap_resamples_clusters():
+    # 3 prompts with 2, 1, 3 instructions followed out of 2, 2, 3.
+    ci = ratio_bootstrap_ci([2, 1, 3], [2, 2, 3], n_boot=500)
+    assert ci.value == pytest.approx(6 / 7) and ci.n == 3
+    assert ci.low < ci.value <= ci.high <= 1.0
+    assert ratio_bootstrap_ci([1], [2]).low == 0.5
+    with pytest.raises(ValueError, match="zero"):
+        ratio_bootstrap_ci([0, 0], [0, 0])
+
+
+def test_mean_ci_over_seeds():
+    ci = mean_ci_over_seeds([1.0, 2.0, 3.0])
+    half = 4.303 * 1.0 / math.sqrt(3)  # t_{0.975,2} * s / sqrt(n), s = 1
+    assert ci.value == 2.0
+    assert ci.low == pytest.approx(2.0 - half, abs=1e-3) and ci.high == pytest.approx(2.0 + half, abs=1e-3)
+    one = mean_ci_over_seeds([0.5])
+    assert one.value == 0.5 and math.isnan(one.low) and not one.excludes_zero
+
+
+def _auroc_brute_force(labels, scores):
+    pos = [s for s, y in zip(scores, labels) if y]
+    neg = [s for s, y in zip(scores, labels) if not y]
+    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p, n in itertools.product(pos, neg))
+    return wins / (len(pos) * len(neg))
+
+
+def test_auroc_matches_pairwise_count_with_ties():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, size=60)
+    scores = rng.integers(0, 5, size=60).astype(float)  # many ties
+    assert auroc(labels, scores) == pytest.approx(_auroc_brute_force(labels, scores))
+    labels_b = [True, False, True, False, True]
+    scores_b = [0.9, 0.9, 0.3, 0.1, 0.5]
+    assert auroc(labels_b, scores_b) == pytest.approx(_auroc_brute_force(labels_b, scores_b))
+
+
+def test_auroc_perfect_inverted_and_chance():
+    assert auroc([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == 1.0
+    assert auroc([0, 0, 1, 1], [0.9, 0.8, 0.2, 0.1]) == 0.0
+    assert auroc([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5]) == 0.5
+    with pytest.raises(ValueError, match="both classes"):
+        auroc([1, 1, 1], [0.1, 0.2, 0.3])
+
+
+def test_pgr_edge_cases():
+    assert pgr(weak=0.6, student=0.6, ceiling=0.9) == 0.0
+    assert pgr(weak=0.6, student=0.9, ceiling=0.9) == pytest.approx(1.0)
+    assert pgr(weak=0.6, student=0.75, ceiling=0.9) == pytest.approx(0.5)
+    assert pgr(weak=0.6, student=0.95, ceiling=0.9) > 1.0
+    assert pgr(weak=0.6, student=0.5, ceiling=0.9) < 0.0
+    with pytest.raises(ValueError, match="no performance gap"):
+        pgr(weak=0.7, student=0.8, ceiling=0.7)
+
+
+def test_ece_perfectly_calibrated_is_zero_and_overconfident_is_not():
+    probs, labels = [], []
+    for p in np.arange(0.05, 1.0, 0.1):  # one bin each, 100 predictions with exactly p*100 positives
+        k = int(round(p * 100))
+        probs += [p] * 100
+        labels += [1] * k + [0] * (100 - k)
+    assert expected_calibration_error(labels, probs) == pytest.approx(0.0, abs=1e-12)
+    # always saying 0.95 on a coin flip: ECE = |0.5 - 0.95|
+    assert expected_calibration_error([0, 1] * 50, [0.95] * 100) == pytest.approx(0.45)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        expected_calibration_error([0, 1], [0.5, 1.5])
+
+
+def test_interval_helpers():
+    assert Interval(0.2, 0.1, 0.3, 10).excludes_zero
+    assert Interval(-0.2, -0.3, -0.1, 10).excludes_zero
+    assert not Interval(0.1, -0.1, 0.3, 10).excludes_zero
+    assert Interval(0.1, -0.1, 0.3, 10).contains(0.0)
