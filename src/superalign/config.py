@@ -62,7 +62,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
     "full": {
         "model": "smollm2-135m-instruct",
-        "baseline": {"n_instruction": 300, "n_fact": 500, "n_policy": 200, "max_new_tokens": 512,
+        "baseline": {"n_instruction": 200, "n_fact": 136, "n_policy": 160, "max_new_tokens": 512,
                      "batch_size": 32},
     },
 }

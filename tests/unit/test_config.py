@@ -46,3 +46,8 @@ def test_bad_profile_and_file(tmp_path):
     path.write_text("- a list\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config("quick", path)
+
+
+def test_evaluation_set_larger_than_the_world_fails_early():
+    with pytest.raises(ConfigError, match="n_fact=100000"):
+        load_config("smoke", overrides=["baseline.n_fact=100000"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from superalign.progress import NullProgress, Progress
 from superalign.records import Evaluation, Metric
@@ -33,6 +33,18 @@ class Config(BaseModel):
     fact_max_new_tokens: int = Field(48, ge=1, le=8192, description="token budget of fact answers")
     batch_size: int = Field(8, ge=1, le=1024)
     n_boot: int = Field(2000, ge=100, description="bootstrap resamples behind each interval")
+
+    @model_validator(mode="after")
+    def _fits_the_world(self) -> "Config":
+        # Checked here so that a too-large evaluation set fails before any model is loaded.
+        from superalign.world import World
+
+        sizes = World(self.seed).sizes()
+        for kind in KINDS:
+            n, available = getattr(self, f"n_{kind}"), sizes[kind][self.split]
+            if n > available:
+                raise ValueError(f"n_{kind}={n}, but the {self.split} split holds {available} {kind} tasks")
+        return self
 
 
 class Result(BaseModel):
