@@ -92,14 +92,14 @@ def cmd_models(args) -> int:
         for col in ("name", "kind", "pulled", "description"):
             table.add_column(col)
         for m in sources.list_models():
-            table.add_row(m.name, m.kind, "yes" if m.pulled else "no", m.description)
+            pulled = "built in" if m.source == "tiny" else ("yes" if m.pulled else "no")
+            table.add_row(m.name, m.kind, pulled, m.description)
         console.print(table)
     elif args.action == "pull":
         path = sources.pull(args.name)
         console.print(f"{args.name}: ready at {path}")
     else:
-        info = sources.info(args.name)
-        for key, value in vars(info).items() if hasattr(info, "__dict__") else info.model_dump().items():
+        for key, value in vars(sources.info(args.name)).items():
             console.print(f"{key}: {value}")
     return 0
 

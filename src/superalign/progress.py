@@ -7,6 +7,7 @@ tests and library users get the silent default.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -25,22 +26,48 @@ class NullProgress:
 
 
 class RichProgress:
-    """Progress bars on a rich console; use as a context manager around the work."""
+    """Progress bars on a terminal, plain timestamped lines otherwise (CI logs, ``| tee``).
+
+    Use as a context manager around the work.
+    """
+
+    LINE_EVERY_S = 15.0  # without a terminal, one line per task at most this often (and at the end)
 
     def __init__(self, console=None):
+        from rich.console import Console
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress as _Progress,
                                    TextColumn, TimeElapsedColumn, TimeRemainingColumn)
 
+        self._console = console or Console()
         self._bars = _Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                               TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+                               TimeElapsedColumn(), TimeRemainingColumn(), console=self._console)
 
     def __enter__(self) -> "RichProgress":
-        self._bars.start()
+        if self._console.is_terminal:
+            self._bars.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._bars.stop()
+        if self._console.is_terminal:
+            self._bars.stop()
 
     def task(self, description: str, total: int) -> Advance:
-        task_id = self._bars.add_task(description, total=total)
-        return lambda n=1: self._bars.advance(task_id, n)
+        if self._console.is_terminal:
+            task_id = self._bars.add_task(description, total=total)
+            return lambda n=1: self._bars.advance(task_id, n)
+        return self._line_task(description, total)
+
+    def _line_task(self, description: str, total: int) -> Advance:
+        start = last = time.monotonic()
+        done = 0
+        self._console.print(f"{description}: 0/{total}")
+
+        def advance(n: int = 1) -> None:
+            nonlocal done, last
+            done += n
+            now = time.monotonic()
+            if done >= total or now - last >= self.LINE_EVERY_S:
+                last = now
+                self._console.print(f"{description}: {done}/{total} ({now - start:.0f} s)")
+
+        return advance

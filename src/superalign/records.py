@@ -40,6 +40,17 @@ class Preference(Record):
     meta: dict[str, Any] = Field(default_factory=dict)
 
 
+class Demonstration(Record):
+    """A response to imitate (SFT): written by a person in the studio or selected by a reward model."""
+
+    type: Literal["demonstration"] = "demonstration"
+    task_id: str
+    prompt: list[dict[str, str]]
+    response: str
+    source: str  # e.g. "best_of_16:rm" or "human:alice"
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
 class Judgement(Record):
     """A judge's verdict on one item (a response, a statement, a debate...)."""
 
@@ -82,7 +93,28 @@ class Metric(Record):
     meta: dict[str, Any] = Field(default_factory=dict)
 
 
-AnyRecord = Annotated[Union[Preference, Judgement, Evaluation, Metric], Field(discriminator="type")]
+class OptimizationPoint(Record):
+    """One point of an over-optimization curve (Gao et al. 2022): proxy and gold reward at a KL budget.
+
+    For best-of-n, ``step`` is n and ``kl`` the analytic log n - (n-1)/n; for RL, ``step`` is the optimizer
+    step and ``kl`` the measured KL(policy || reference) in nats.
+    """
+
+    type: Literal["optimization_point"] = "optimization_point"
+    method: str  # "best_of_n" | "ppo" | "rloo" | "dpo" | ...
+    step: int
+    kl: float
+    gold: float
+    proxy: float
+    gold_ci_low: float | None = None
+    gold_ci_high: float | None = None
+    seed: int = 0
+    model: str | None = None
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+AnyRecord = Annotated[Union[Preference, Demonstration, Judgement, Evaluation, Metric, OptimizationPoint],
+                      Field(discriminator="type")]
 _ANY = TypeAdapter(AnyRecord)
 R = TypeVar("R", bound=Record)
 

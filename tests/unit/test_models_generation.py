@@ -75,7 +75,7 @@ def test_stops_at_end_of_turn():
 def test_progress_callback_and_order(lm):
     seen = []
     out = greedy(lm, PROMPTS, max_new_tokens=2, batch_size=2, progress=seen.append)
-    assert seen == [2, 3] and len(out) == 3
+    assert seen == [2, 1] and len(out) == 3  # increments per batch
 
 
 def test_encoder_cannot_generate():

@@ -214,15 +214,13 @@ def generate_ids(lm: LoadedModel, prompts: list[list[dict]], config: GenerationC
     encoded = [prompt_ids(lm, messages) for messages in prompts]
     autocast = default_autocast(lm.model, "generate", config.bf16_autocast)
     results: list[list[int]] = [[] for _ in prompts]
-    done = 0
     for indices in _length_sorted_batches([len(e) for e in encoded], config.batch_size):
         seeds = [prompt_seed(config.seed, i) for i in indices]
         outputs = _generate_batch(lm, [encoded[i] for i in indices], seeds, config, autocast)
         for i, ids in zip(indices, outputs):
             results[i] = ids
-        done += len(indices)
         if progress is not None:
-            progress(done)
+            progress(len(indices))
     return results
 
 
@@ -231,7 +229,8 @@ def generate(lm: LoadedModel, prompts: list[list[dict]], config: GenerationConfi
     """Sample one assistant reply per chat prompt; returns the decoded new text, in prompt order.
 
     Applies the chat template with the generation prompt, left-pads batches of similar length, stops each
-    row at end of turn (eos / <|im_end|>) or `max_new_tokens`. `progress(n_done)` is called per batch.
+    row at end of turn (eos / <|im_end|>) or `max_new_tokens`. `progress(k)` is called after each batch
+    with the number of prompts it finished (an increment, as `superalign.progress` expects).
     """
     config = config or GenerationConfig()
     ids = generate_ids(lm, prompts, config, progress)

@@ -1,0 +1,125 @@
+"""What every policy-optimization method shares: adapters, the reference policy, results, divergence.
+
+Every method (SFT, DPO, PPO, RLOO) takes a trainable :class:`LoadedModel`, its data or a reward
+function, and its own config; it trains the model in place and returns a :class:`TrainResult`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from superalign.models import LoadedModel
+
+# A proxy reward: (chat prompts, responses) -> one score per response. The learned reward model is one;
+# tests pass small functions.
+RewardFn = Callable[[list[list[dict]], list[str]], torch.Tensor]
+
+# Called during training at evaluation points: (step, policy) -> None (the stage measures gold there).
+EvalHook = Callable[[int, LoadedModel], None]
+
+
+class AdapterConfig(BaseModel):
+    """How the policy is made trainable: LoRA adapters (default on CPU) or full fine-tuning."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["lora", "full"] = "lora"
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: list[str] | str = "all-linear"
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss, KL or reward became NaN/inf; the model was restored to its last good state."""
+
+
+@dataclass
+class TrainResult:
+    """What a policy-optimization run returns (the trained model itself was updated in place)."""
+
+    method: str
+    steps: int  # optimizer steps taken
+    history: list[dict] = field(default_factory=list)  # one row per step: {"step", "loss", "kl", ...}
+    diverged: str | None = None  # the TrainingDiverged message when the run stopped early
+    checkpoint: Path | None = None  # last good adapter/weights on disk, when an output dir was given
+
+
+def make_trainable(lm: LoadedModel, config: AdapterConfig) -> LoadedModel:
+    """Return ``lm`` with LoRA adapters (peft) or with all weights trainable, in train mode."""
+    model = lm.model
+    if config.mode == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
+                          target_modules=config.target_modules, task_type="CAUSAL_LM")
+        model = get_peft_model(model, lora)
+    else:
+        for p in model.parameters():
+            p.requires_grad_(True)
+    model.train()
+    return LoadedModel(name=lm.name, model=model, tokenizer=lm.tokenizer, kind=lm.kind, path=lm.path)
+
+
+@contextlib.contextmanager
+def reference_policy(lm: LoadedModel, frozen_copy: torch.nn.Module | None = None) -> Iterator[torch.nn.Module]:
+    """The reference policy π_ref as a module, without a second copy of the weights under LoRA.
+
+    With peft adapters, π_ref is the same model with its adapters disabled; with full fine-tuning the
+    caller keeps a frozen copy (see :func:`frozen_reference`) and passes it in.
+    """
+    if frozen_copy is not None:
+        yield frozen_copy
+    elif hasattr(lm.model, "disable_adapter"):
+        with lm.model.disable_adapter():
+            yield lm.model
+    else:
+        raise ValueError("full fine-tuning needs a frozen reference copy: pass frozen_reference(lm)")
+
+
+def frozen_reference(lm: LoadedModel, config: AdapterConfig) -> torch.nn.Module | None:
+    """A frozen copy of the starting weights for full fine-tuning; None under LoRA (not needed)."""
+    if config.mode == "lora":
+        return None
+    ref = copy.deepcopy(lm.model).eval()
+    for p in ref.parameters():
+        p.requires_grad_(False)
+    return ref
+
+
+def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of the trainable parameters: the 'last good state' to restore on divergence."""
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def restore_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, value in state.items():
+            params[name].copy_(value)
+
+
+def check_finite(step: int, **values: float) -> None:
+    """Raise :class:`TrainingDiverged` naming the first non-finite value (loss, KL, reward...)."""
+    for name, value in values.items():
+        if not math.isfinite(float(value)):
+            raise TrainingDiverged(f"{name} became {value} at step {step}; stopped and restored the last good state "
+                                   "(lower the learning rate or raise the KL coefficient)")
+
+
+def save_checkpoint(lm: LoadedModel, directory: Path) -> Path:
+    """Save adapters (LoRA) or full weights plus the tokenizer; returns the directory."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    lm.model.save_pretrained(directory)
+    lm.tokenizer.save_pretrained(directory)
+    return directory
