@@ -38,7 +38,8 @@ test-real: setup
 	$(BIN)/python -m pytest tests/real -q
 
 bench: setup
-	$(BIN)/python benchmarks/generation.py
+	$(BIN)/pip install --quiet -e ".[bench]"
+	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) runs
