@@ -65,6 +65,16 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_rlhf(args) -> int:
+    """One train-stage method on its own: the same stage, restricted to ``args.method``."""
+    args.overrides = [*args.overrides, "stages=[train]", f"train.methods=[{args.method.replace('-', '_')}]"]
+    if args.preferences is not None:
+        if not args.preferences.is_file():
+            raise _UserError(f"--preferences {args.preferences}: no such file")
+        args.overrides.append(f"train.preferences_file={args.preferences.resolve()}")
+    return cmd_run(args)
+
+
 def cmd_config(args) -> int:
     import yaml
 
@@ -130,6 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="recompute stages even if finished")
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("rlhf", help="run one method of the train stage (feedback, reward model, method, evaluation)")
+    p.add_argument("method", choices=["best-of-n", "sft", "dpo", "ppo", "rloo"])
+    _add_config_args(p)
+    p.add_argument("--preferences", type=Path, help="preference records (JSONL, e.g. a studio export) instead of "
+                   "the simulated labeler")
+    p.add_argument("--out", type=Path, default=Path("runs"), help="root of run directories (default: runs/)")
+    p.add_argument("--force", action="store_true", help="recompute even if finished")
+    p.set_defaults(func=cmd_rlhf)
+
     p = sub.add_parser("config", help="print the resolved config (profile + file + overrides) as YAML")
     _add_config_args(p)
     p.set_defaults(func=cmd_config)
@@ -165,6 +184,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         from superalign.models.sources import ModelNotPulled, PullError
 
         errors += [ModelNotPulled, PullError]
+    if "superalign.rlhf.feedback" in sys.modules:
+        from superalign.rlhf.feedback import FeedbackDataError
+        from superalign.rlhf.reward_model import TokenizerMismatch
+
+        errors += [FeedbackDataError, TokenizerMismatch]
     return tuple(errors)
 
 

@@ -15,9 +15,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from superalign.baseline import Config as BaselineConfig
+from superalign.rlhf import Config as TrainConfig
 
 Profile = Literal["smoke", "quick", "full"]
-STAGES = ("baseline",)  # in pipeline order; later issues add train, assist, generalize, validate, stress
+STAGES = ("baseline", "train")  # in pipeline order; later issues add assist, generalize, validate, stress
 
 
 class PipelineConfig(BaseModel):
@@ -30,6 +31,7 @@ class PipelineConfig(BaseModel):
     seed: int = Field(0, ge=0, description="seed of the task world and of sampling")
     stages: list[Literal[STAGES]] = Field(default_factory=lambda: list(STAGES))  # type: ignore[valid-type]
     baseline: BaselineConfig = Field(default_factory=BaselineConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
 
     @model_validator(mode="before")
     @classmethod
@@ -55,10 +57,31 @@ PROFILES: dict[str, dict[str, Any]] = {
         "model": "tiny-llama",
         "baseline": {"n_instruction": 8, "n_fact": 8, "n_policy": 6, "max_new_tokens": 24,
                      "fact_max_new_tokens": 12, "n_boot": 200},
+        "train": {
+            "methods": ["best_of_n", "sft", "dpo", "ppo", "rloo"],
+            "feedback": {"n_prompts": 12, "max_new_tokens": 16},
+            "reward_model": {"backbone": "tiny-encoder", "epochs": 1},
+            "best_of_n": {"n_max": 4, "ns": [1, 2, 4], "max_new_tokens": 16},
+            "sft": {"epochs": 1},
+            "dpo": {"epochs": 1},
+            "ppo": {"steps": 2, "prompts_per_step": 2, "max_new_tokens": 12},
+            "rloo": {"steps": 2, "prompts_per_step": 2, "k": 2, "max_new_tokens": 12},
+            "eval": {"n_instruction": 6, "n_fact": 4, "max_new_tokens": 16, "fact_max_new_tokens": 8,
+                     "n_curve": 3, "eval_every": 1, "n_boot": 200},
+        },
     },
     "quick": {
         "model": "smollm2-135m-instruct",
         "baseline": {"n_instruction": 60, "n_fact": 120, "n_policy": 50, "max_new_tokens": 192},
+        "train": {
+            "methods": ["best_of_n", "dpo", "rloo"],
+            "feedback": {"n_prompts": 64, "samples_per_prompt": 4, "max_new_tokens": 96, "batch_size": 16},
+            "reward_model": {"backbone": "minilm-l6", "epochs": 2, "max_length": 256},
+            "best_of_n": {"n_max": 4, "ns": [1, 2, 4], "max_new_tokens": 96},
+            "dpo": {"epochs": 1, "lr": 5e-4, "beta": 0.1, "batch_size": 8},
+            "rloo": {"steps": 10, "prompts_per_step": 4, "k": 4, "lr": 5e-4, "max_new_tokens": 64},
+            "eval": {"n_instruction": 32, "n_fact": 24, "max_new_tokens": 128, "eval_every": 5, "n_curve": 12},
+        },
     },
     "full": {
         "model": "smollm2-135m-instruct",

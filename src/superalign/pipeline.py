@@ -32,8 +32,17 @@ def _run_baseline(config: PipelineConfig, run, progress: Progress) -> dict:
     return {"model": result.model, "metrics": result.summary()}
 
 
+def _run_train(config: PipelineConfig, run, progress: Progress) -> dict:
+    from superalign import rlhf
+
+    result = rlhf.run(config.train, progress=progress, out_dir=run.path / "checkpoints")
+    write_jsonl(run.records_path(rlhf.STAGE), [*result.preferences, *result.evaluations, *result.points])
+    run.replace_metrics(rlhf.STAGE, result.metrics)
+    return {"model": result.model, "metrics": result.summary(), "notes": result.notes}
+
+
 # Stage name -> function(config, run, progress) -> results dict. Order is config.STAGES.
-STAGE_RUNNERS: dict[str, Callable] = {"baseline": _run_baseline}
+STAGE_RUNNERS: dict[str, Callable] = {"baseline": _run_baseline, "train": _run_train}
 
 
 def run_name(config: PipelineConfig) -> str:
@@ -57,6 +66,8 @@ def run_pipeline(config: PipelineConfig, root: str | Path = "runs", progress: Pr
             outcome.reused.append(stage)
             continue
         results = STAGE_RUNNERS[stage](config, run, progress)
+        for note in results.get("notes", []):
+            log(f"warning: {stage}: {note}")
         run.mark_done(stage, results)
         outcome.ran.append(stage)
     run.write_results()

@@ -116,3 +116,25 @@ def test_report_of_an_empty_run_dir(tmp_path):
     text = render_report(run.path).read_text()
     assert "No stage has produced anything yet" in text
     assert json.loads((run.path / "config.json").read_text())["name"] == "empty"
+
+
+def test_train_stage_sections_show_policies_and_overoptimization(tmp_path):
+    from superalign.records import OptimizationPoint
+
+    run = Run.open(tmp_path, "train-demo", Cfg())
+    run.log_metrics([
+        Metric(stage="train", name="start.gold", value=0.40, ci_low=0.35, ci_high=0.45, n=30),
+        Metric(stage="train", name="dpo.gold", value=0.52, ci_low=0.46, ci_high=0.58, n=30),
+        Metric(stage="train", name="dpo.gold_gain", value=0.12, ci_low=0.05, ci_high=0.19, n=30, meta={"rate": False}),
+        Metric(stage="train", name="overopt.best_of_n.r2", value=0.93,
+               meta={"form": "best_of_n", "alpha": 0.2, "beta": 0.05, "r2": 0.93, "d_peak": 2.0, "gold0": 0.4,
+                     "peak": {"step": 8, "d": 1.3, "overoptimized": True}}),
+    ])  # fmt: skip
+    points = [OptimizationPoint(method="best_of_n", step=n, kl=kl, gold=g, proxy=p, gold_ci_low=g - 0.05,
+                                gold_ci_high=g + 0.05)
+              for n, kl, g, p in [(1, 0.0, 0.40, 0.1), (2, 0.19, 0.45, 0.3), (4, 0.64, 0.48, 0.5), (8, 1.2, 0.47, 0.7)]]
+    write_jsonl(run.records_path("train"), points)
+    html = render_report(run.path).read_text()
+    assert "Policies: before and after" in html and "gold gain over the starting policy" in html
+    assert "Over-optimization" in html and "gold falls while the proxy keeps rising" in html
+    assert html.count("<svg") >= 4  # rate bars, two policy charts, the over-optimization figure

@@ -157,3 +157,19 @@ def test_bad_config_rejected():
         LabelerConfig(temperature=-1)
     with pytest.raises(ValueError):
         LabelerConfig(attention_k=0)
+
+
+def test_tie_margin_reports_near_equal_responses_as_ties():
+    from superalign.world import World
+    from superalign.world.labelers import LabelerConfig, SimulatedLabeler
+
+    world = World(0)
+    task = world.tasks("fact", 1, split="train")[0]
+    evaluator = world.evaluator()
+    strict = SimulatedLabeler(LabelerConfig(temperature=0.1, tie_margin=0.05), evaluator)
+    # Two wrong answers have equal gold: a tie, not a coin flip.
+    assert strict.prefer(task, "I do not know.", "No idea at all.").tie
+    flipping = SimulatedLabeler(LabelerConfig(temperature=0.1), evaluator)
+    assert not flipping.prefer(task, "I do not know.", "No idea at all.").tie
+    with pytest.raises(ValueError, match="tie_margin"):
+        LabelerConfig(tie_margin=-1)

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from superalign.progress import NullProgress, Progress
+from superalign.progress import Progress
 from superalign.records import Evaluation, Metric
 
 STAGE = "baseline"
@@ -108,11 +108,10 @@ def compute_metrics(evals: list[Evaluation], model: str, n_boot: int = 2000, see
 
 def run(config: Config, progress: Progress | None = None) -> Result:
     """Answer the world's held-out tasks greedily with ``config.model`` and score them against gold."""
+    from superalign.evaluation import evaluate_greedy
     from superalign.models import load
-    from superalign.models.generation import greedy
     from superalign.world import World
 
-    progress = progress or NullProgress()
     world = World(config.seed)
     evaluator = world.evaluator()
     lm = load(config.model)
@@ -120,16 +119,8 @@ def run(config: Config, progress: Progress | None = None) -> Result:
     evals: list[Evaluation] = []
     for kind in KINDS:
         tasks = world.tasks(kind, sizes[kind], split=config.split) if sizes[kind] else []
-        if not tasks:
-            continue
         budget = config.fact_max_new_tokens if kind == "fact" else config.max_new_tokens
-        advance = progress.task(f"baseline: {kind} ({lm.name})", len(tasks))
-        responses = greedy(lm, [t.messages for t in tasks], max_new_tokens=budget,
-                           batch_size=config.batch_size, progress=advance)
-        for task, response in zip(tasks, responses):
-            score = evaluator.score(task, response)
-            evals.append(Evaluation(stage=STAGE, model=lm.name, task_id=task.id, kind=kind, category=task.category,
-                                    prompt=list(task.messages), response=response, gold=score.gold,
-                                    passed=score.passed, details=score.details))
+        evals += evaluate_greedy(lm, tasks, evaluator, stage=STAGE, max_new_tokens=budget,
+                                 batch_size=config.batch_size, progress=progress)
     metrics = compute_metrics(evals, lm.name, n_boot=config.n_boot, seed=config.seed)
     return Result(model=lm.name, metrics=metrics, evaluations=evals)

@@ -25,6 +25,7 @@ from superalign.records import (
     Evaluation,
     Judgement,
     Metric,
+    OptimizationPoint,
     Preference,
     RecordFileError,
     iter_jsonl,
@@ -50,6 +51,7 @@ class StageData:
     evaluations: list[Evaluation] = field(default_factory=list)
     preferences: list[Preference] = field(default_factory=list)
     judgements: list[Judgement] = field(default_factory=list)
+    points: list[OptimizationPoint] = field(default_factory=list)
 
 
 @dataclass
@@ -122,6 +124,8 @@ def load_run(run_dir: str | os.PathLike) -> RunData:
                 stage(path.stem).preferences.append(rec)
             elif isinstance(rec, Judgement):
                 stage(path.stem).judgements.append(rec)
+            elif isinstance(rec, OptimizationPoint):
+                stage(path.stem).points.append(rec)
             elif isinstance(rec, Metric) and (rec.stage, rec.name, rec.model) not in seen_metrics:
                 stage(rec.stage).metrics.append(rec)  # metrics.jsonl wins over a copy in records
 
@@ -369,6 +373,60 @@ def judgements_section(judgements: list[Judgement]) -> str:
     )
 
 
+def policies_section(metrics: list[Metric]) -> str:
+    """Before/after: each policy's gold reward and its paired gain over the starting policy.
+
+    Metrics named ``<policy>.gold`` and ``<policy>.gold_gain`` (the train stage writes them).
+    """
+    gold = [m for m in metrics if m.name.endswith(".gold") and m.name.count(".") == 1]
+    gains = [m for m in metrics if m.name.endswith(".gold_gain")]
+    if len(gold) < 2:
+        return ""
+    parts = ["<h3>Policies: before and after</h3>"]
+    bars = [plots.Bar(m.name.split(".")[0], m.value, m.ci_low, m.ci_high) for m in gold]
+    parts.append(_figure(plots.interval_bars_svg(bars, "held-out gold reward", "mean gold reward (95% interval)"),
+                         "Greedy answers to held-out prompts, scored by the world's gold reward."))
+    if gains:
+        bars = [plots.Bar(m.name.split(".")[0], m.value, m.ci_low, m.ci_high) for m in gains]
+        parts.append(_figure(plots.interval_bars_svg(bars, "gold gain over the starting policy", "paired difference"),
+                             "Paired over the same prompts; an interval that includes 0 is no effect."))
+    return "".join(parts)
+
+
+def overoptimization_section(points: list[OptimizationPoint], metrics: list[Metric]) -> str:
+    """Gold and proxy against d = sqrt(KL) per method, with the fitted forms of Gao et al. (2022)."""
+    fits = {m.name.split(".")[1]: m.meta for m in metrics if m.name.startswith("overopt.") and m.name.endswith(".r2")}
+    curves, rows = [], []
+    for method in dict.fromkeys(p.method for p in points):
+        pts = sorted((p for p in points if p.method == method), key=lambda p: p.kl)
+        fit = fits.get(method)
+        curves.append(plots.Curve(method=method, d=[p.kl ** 0.5 for p in pts], gold=[p.gold for p in pts],
+                            proxy=[p.proxy for p in pts], gold_low=[p.gold_ci_low for p in pts],
+                            gold_high=[p.gold_ci_high for p in pts],
+                            fit={"form": fit["form"], "alpha": fit["alpha"], "beta": fit["beta"],
+                                 "gold0": fit["gold0"]} if fit else None))
+        if fit:
+            peak = fit.get("peak") or {}
+            rows.append([esc(method), esc(fit["form"]), fmt(fit["alpha"]), fmt(fit["beta"]), fmt(fit["r2"]),
+                         fmt(fit.get("d_peak")), esc(_peak_text(peak))])
+    parts = ["<h3>Over-optimization</h3>",
+             _figure(plots.overoptimization_svg(curves), "Dashed: fitted gold gain, d(α − βd) for best-of-n and "
+                     "d(α − β log d) for RL (Gao, Schulman & Hilton 2022). Star: where gold peaks.")]
+    if rows:
+        parts.append(_table(["method", "form", "α", "β", "R²", "d at fitted peak", "gold peak"], rows,
+                            numeric={2, 3, 4, 5}))
+    return "".join(parts)
+
+
+def _peak_text(peak: dict) -> str:
+    if not peak:
+        return ""
+    text = f"gold peaks at step {peak.get('step')} (d = {fmt(peak.get('d'))})"
+    if peak.get("overoptimized"):
+        text += "; after it gold falls while the proxy keeps rising"
+    return text
+
+
 def stage_section(st: StageData) -> str:
     if st.info is not None:
         badge = f'<span class="badge done">finished {esc(st.info.get("finished_at", ""))}</span>'
@@ -378,6 +436,9 @@ def stage_section(st: StageData) -> str:
     if st.evaluations:
         parts += [evaluation_summary(st.evaluations), instruction_section(st.evaluations),
                   examples_section(st.evaluations)]  # fmt: skip
+    parts.append(policies_section(st.metrics))
+    if st.points:
+        parts.append(overoptimization_section(st.points, st.metrics))
     if st.preferences:
         parts.append(preferences_section(st.preferences))
     if st.judgements:

@@ -126,3 +126,76 @@ def strict_loose_svg(labels: list[str], strict: list[float], loose: list[float],
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=8)
         fig.tight_layout()
         return _to_svg(fig)
+
+
+def interval_bars_svg(bars: list[Bar], title: str, xlabel: str) -> str:
+    """Horizontal bars with 95% intervals on any scale, with a zero line (e.g. gains over a baseline)."""
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(7.0, 0.9 + 0.32 * max(1, len(bars))))
+        ax = fig.subplots()
+        y = list(range(len(bars)))
+        colors = [_PALETTE[i % len(_PALETTE)] for i in y]
+        ax.barh(y, [b.value for b in bars], xerr=_xerr(bars), color=colors, height=0.6,
+                error_kw={"ecolor": "#222222", "elinewidth": 1, "capsize": 3})
+        ax.axvline(0.0, color="#444444", linewidth=0.8)
+        ax.set_yticks(y, [b.label for b in bars])
+        ax.invert_yaxis()
+        ax.set_title(title, loc="left")
+        ax.set_xlabel(xlabel)
+        ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+        ax.set_axisbelow(True)
+        fig.tight_layout()
+        return _to_svg(fig)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One method's over-optimization points and, optionally, its fitted Gao et al. (2022) form."""
+
+    method: str
+    d: list[float]  # sqrt(KL) of each point
+    gold: list[float]
+    proxy: list[float]
+    gold_low: list[float | None]
+    gold_high: list[float | None]
+    fit: dict | None = None  # {"form": "best_of_n"|"rl", "alpha", "beta", "gold0"}
+
+
+def _fitted(form: str, alpha: float, beta: float, d):
+    import numpy as np
+
+    d = np.asarray(d, dtype=float)
+    if form == "rl":
+        return d * (alpha - beta * np.log(np.maximum(d, 1e-9)))
+    return d * (alpha - beta * d)
+
+
+def overoptimization_svg(curves: list[Curve]) -> str:
+    """Gold (left) and proxy (right) reward against d = sqrt(KL), fitted gold curves dashed."""
+    import numpy as np
+
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(7.4, 3.2))
+        gold_ax, proxy_ax = fig.subplots(1, 2)
+        for i, c in enumerate(curves):
+            color = _PALETTE[i % len(_PALETTE)]
+            lows = [g - lo if lo is not None else 0.0 for g, lo in zip(c.gold, c.gold_low)]
+            highs = [hi - g if hi is not None else 0.0 for g, hi in zip(c.gold, c.gold_high)]
+            gold_ax.errorbar(c.d, c.gold, yerr=[lows, highs], fmt="o", color=color, label=c.method,
+                             markersize=4, elinewidth=0.8, capsize=2)
+            proxy_ax.plot(c.d, c.proxy, "o-", color=color, label=c.method, markersize=4)
+            if c.fit and c.d:
+                grid = np.linspace(0.0, max(c.d) * 1.05, 60)
+                curve = c.fit["gold0"] + _fitted(c.fit["form"], c.fit["alpha"], c.fit["beta"], grid)
+                gold_ax.plot(grid, curve, "--", color=color, linewidth=1)
+            best = int(np.argmax(c.gold)) if c.gold else None
+            if best is not None:
+                gold_ax.plot([c.d[best]], [c.gold[best]], marker="*", color=color, markersize=11)
+        gold_ax.set_title("gold reward (human stand-in)", loc="left")
+        proxy_ax.set_title("proxy reward (reward model)", loc="left")
+        for ax in (gold_ax, proxy_ax):
+            ax.set_xlabel("d = sqrt(KL to the starting policy)")
+            ax.grid(color="#eeeeee", linewidth=0.6)
+        proxy_ax.legend(frameon=False, fontsize=8)
+        fig.tight_layout()
+        return _to_svg(fig)

@@ -1,1 +1,375 @@
+"""Stage "train": can feedback make the model follow intent, and where does optimizing a proxy break?
 
+Top to bottom, as in InstructGPT (Ouyang et al. 2022) with the world's gold reward as the human and a
+learned reward model as the proxy (Gao, Schulman & Hilton 2022):
+
+1. feedback: sample responses of the starting policy on training prompts; a simulated labeler (or a
+   file of human preferences from the studio) compares them -> preference records, split by prompt;
+2. reward model: Bradley-Terry on the training preferences; held-out accuracy, agreement with gold;
+3. policies: best-of-n against the reward model, SFT on reward-model-selected demonstrations, DPO,
+   PPO and RLOO - each from the same starting policy, with the same inputs and outputs;
+4. evaluation: greedy answers to held-out prompts scored by gold, paired against the starting policy:
+   gold reward, win rate, instruction following on constraint types never trained on, and the
+   alignment tax on facts, each with a bootstrap interval;
+5. over-optimization: gold and proxy against d = sqrt(KL) for best-of-n and the RL runs, with Gao et
+   al.'s functional forms fitted.
+
+Same shape as every technique: ``Config``, ``Result``, ``run(config) -> Result``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from superalign.progress import NullProgress, Progress
+from superalign.records import Demonstration, Evaluation, Metric, OptimizationPoint, Preference
+from superalign.rlhf.dpo import DPOConfig
+from superalign.rlhf.feedback import FeedbackConfig
+from superalign.rlhf.ppo import PPOConfig
+from superalign.rlhf.reward_model import RewardModelConfig
+from superalign.rlhf.rloo import RLOOConfig
+from superalign.rlhf.sft import SFTConfig
+
+STAGE = "train"
+METHODS = ("best_of_n", "sft", "dpo", "ppo", "rloo")
+Method = Literal["best_of_n", "sft", "dpo", "ppo", "rloo"]
+
+
+class BestOfNConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    n_max: int = Field(8, ge=1, description="samples per evaluation prompt (the largest n of the curve)")
+    ns: list[int] = Field(default_factory=lambda: [1, 2, 4, 8], description="n values of the over-optimization curve")
+    temperature: float = Field(1.0, gt=0)
+    max_new_tokens: int = Field(128, ge=1)
+
+
+class EvalConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    n_instruction: int = Field(32, ge=1, description="held-out instruction prompts (test split)")
+    n_fact: int = Field(24, ge=0, description="fact questions for the alignment tax")
+    max_new_tokens: int = Field(128, ge=1)
+    fact_max_new_tokens: int = Field(32, ge=1)
+    batch_size: int = Field(16, ge=1)
+    n_curve: int = Field(12, ge=1, description="prompts sampled at each RL evaluation point (over-optimization)")
+    eval_every: int = Field(5, ge=0, description="optimizer steps between RL evaluation points (0: none)")
+    n_boot: int = Field(2000, ge=100)
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field("smollm2-135m-instruct", description="the starting policy")
+    seed: int = Field(0, ge=0)
+    methods: list[Method] = Field(default_factory=lambda: ["best_of_n", "dpo", "rloo"])
+    heldout_types: list[str] = Field(
+        default_factory=lambda: ["case:uppercase", "content:postscript", "format:title", "end:phrase"],
+        description="constraint types never seen in training prompts; held-out accuracy is measured on them")
+    preferences_file: Path | None = Field(None, description="human preferences (records JSONL) instead of a simulated labeler")
+    feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
+    reward_model: RewardModelConfig = Field(default_factory=RewardModelConfig)
+    best_of_n: BestOfNConfig = Field(default_factory=BestOfNConfig)
+    sft: SFTConfig = Field(default_factory=SFTConfig)
+    dpo: DPOConfig = Field(default_factory=DPOConfig)
+    ppo: PPOConfig = Field(default_factory=PPOConfig)
+    rloo: RLOOConfig = Field(default_factory=RLOOConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+
+class Result(BaseModel):
+    model: str
+    metrics: list[Metric]
+    evaluations: list[Evaluation]
+    preferences: list[Preference]
+    points: list[OptimizationPoint]
+    notes: list[str] = Field(default_factory=list)  # e.g. a method that diverged
+
+    def summary(self) -> dict[str, float]:
+        return {m.name: m.value for m in self.metrics}
+
+
+# --- data --------------------------------------------------------------------------------------------
+
+
+def split_tasks(world, heldout_types: list[str], config: Config) -> dict[str, list]:
+    """Training prompts use only seen constraint types; evaluation mixes seen and held-out types."""
+    unknown = sorted(set(heldout_types) - _constraint_types())
+    if unknown:
+        raise ValueError(f"heldout_types: unknown constraint types {unknown}")
+    held = set(heldout_types)
+    train = [t for t in world.tasks("instruction", None, split="train") if not held & set(t.category.split("+"))]
+    test = world.tasks("instruction", None, split="test")[: config.eval.n_instruction]
+    curve = world.tasks("instruction", None, split="validation")[: config.eval.n_curve]
+    return {"train": train, "test": test, "curve": curve,
+            "fact": world.tasks("fact", config.eval.n_fact, split="test") if config.eval.n_fact else []}
+
+
+def _constraint_types() -> set[str]:
+    from superalign.world.instructions import CONSTRAINTS
+
+    return set(CONSTRAINTS)
+
+
+def is_heldout(task, heldout_types: list[str]) -> bool:
+    return bool(set(heldout_types) & set(task.category.split("+")))
+
+
+# --- evaluation ---------------------------------------------------------------------------------------
+
+
+def policy_metrics(name: str, evals: list[Evaluation], start: list[Evaluation], heldout_types: list[str],
+                   model: str, n_boot: int, seed: int) -> list[Metric]:
+    """Gold, win rate and alignment tax of one policy, paired task by task against the starting policy."""
+    from superalign.stats import bootstrap_ci, paired_bootstrap_diff, ratio_bootstrap_ci
+
+    def metric(metric_name: str, ci, **meta) -> Metric:
+        return Metric(stage=STAGE, name=f"{name}.{metric_name}", value=ci.value, ci_low=ci.low, ci_high=ci.high,
+                      n=ci.n, model=model, meta=meta)
+
+    ins = [e for e in evals if e.kind == "instruction"]
+    ins0 = {e.task_id: e for e in start if e.kind == "instruction"}
+    gold, gold0 = [e.gold for e in ins], [ins0[e.task_id].gold for e in ins]
+    out = [metric("gold", bootstrap_ci(gold, n_boot=n_boot, seed=seed))]
+    if name != "start":
+        wins = [1.0 if g > g0 else 0.5 if g == g0 else 0.0 for g, g0 in zip(gold, gold0)]
+        out.append(metric("gold_gain", paired_bootstrap_diff(gold, gold0, n_boot=n_boot, seed=seed), rate=False))
+        out.append(metric("win_rate", bootstrap_ci(wins, n_boot=n_boot, seed=seed)))
+    held = [e for e in ins if set(heldout_types) & set(e.category.split("+"))]
+    for mode in ("strict", "loose") if held else ():
+        held_types = [{k: v for k, v in e.details[mode].items() if k in heldout_types} for e in held]
+        out.append(metric(f"heldout.prompt_{mode}", bootstrap_ci([all(e.details[mode].values()) for e in held],
+                                                                  n_boot=n_boot, seed=seed)))
+        out.append(metric(f"heldout.instruction_{mode}",
+                          ratio_bootstrap_ci([sum(d.values()) for d in held_types], [len(d) for d in held_types],
+                                             n_boot=n_boot, seed=seed)))
+    facts = [e for e in evals if e.kind == "fact"]
+    if facts:
+        facts0 = {e.task_id: e for e in start if e.kind == "fact"}
+        acc, acc0 = [float(e.passed) for e in facts], [float(facts0[e.task_id].passed) for e in facts]
+        out.append(metric("fact_accuracy", bootstrap_ci(acc, n_boot=n_boot, seed=seed)))
+        if name != "start":
+            # Alignment tax: how much fact accuracy the optimization cost (positive = a loss).
+            out.append(metric("alignment_tax", paired_bootstrap_diff(acc0, acc, n_boot=n_boot, seed=seed), rate=False))
+    return out
+
+
+def _evaluate(lm, tasks: dict, evaluator, config: Config, label: str, progress: Progress) -> list[Evaluation]:
+    from superalign.evaluation import evaluate_greedy
+
+    ev = config.eval
+    return (evaluate_greedy(lm, tasks["test"], evaluator, stage=STAGE, max_new_tokens=ev.max_new_tokens,
+                            batch_size=ev.batch_size, progress=progress, label=label)
+            + evaluate_greedy(lm, tasks["fact"], evaluator, stage=STAGE, max_new_tokens=ev.fact_max_new_tokens,
+                              batch_size=ev.batch_size, progress=progress, label=label))
+
+
+def _proxy_metric(name: str, rm, evals: list[Evaluation], model: str, config: Config) -> Metric:
+    """Mean reward-model score of a policy's held-out instruction answers (what the optimizer saw)."""
+    from superalign.stats import bootstrap_ci
+
+    ins = [e for e in evals if e.kind == "instruction"]
+    scores = rm.score([e.prompt for e in ins], [e.response for e in ins])
+    ci = bootstrap_ci(np.asarray(scores, dtype=float), n_boot=config.eval.n_boot, seed=config.seed)
+    return Metric(stage=STAGE, name=f"{name}.proxy", value=ci.value, ci_low=ci.low, ci_high=ci.high, n=ci.n,
+                  model=model, meta={"rate": False})
+
+
+def _reward_model_metrics(rm, splits, feedback_tasks, feedback_responses, evaluator,
+                          config: Config, model: str) -> list[Metric]:
+    from superalign.rlhf.reward_model import gold_agreement
+    from superalign.stats import bootstrap_ci
+
+    out = []
+    for split_name, prefs in (("validation", splits.validation), ("test", splits.test)):
+        if not prefs:
+            continue
+        chosen = rm.score([p.prompt for p in prefs], [p.chosen for p in prefs])
+        rejected = rm.score([p.prompt for p in prefs], [p.rejected for p in prefs])
+        correct = (np.asarray(chosen, dtype=float) > np.asarray(rejected, dtype=float)).astype(float)
+        ci = bootstrap_ci(correct, n_boot=config.eval.n_boot, seed=config.seed)
+        out.append(Metric(stage=STAGE, name=f"reward_model.{split_name}_accuracy", value=ci.value, ci_low=ci.low,
+                          ci_high=ci.high, n=ci.n, model=model))
+    agreement = gold_agreement(rm, feedback_tasks, feedback_responses, evaluator)
+    out.append(Metric(stage=STAGE, name="reward_model.gold_agreement", value=float(agreement), model=model,
+                      meta={"what": "pairwise agreement with gold on feedback samples whose gold differs"}))
+    return out
+
+
+def _sample(lm, tasks: list, n: int, temperature: float, max_new_tokens: int, batch_size: int, seed: int,
+            progress: Progress, what: str) -> list[list[str]]:
+    """n samples per task (one seeded stream per copy), as [task][sample]."""
+    from superalign.models.generation import GenerationConfig, generate
+
+    prompts = [t.messages for t in tasks for _ in range(n)]
+    advance = progress.task(what, len(prompts))
+    flat = generate(lm, prompts, GenerationConfig(max_new_tokens=max_new_tokens, temperature=temperature,
+                                                  do_sample=True, seed=seed, batch_size=batch_size), advance)
+    return [flat[i * n:(i + 1) * n] for i in range(len(tasks))]
+
+
+def _curve_point(method: str, step: int, policy, rm, tasks: list, evaluator, config: Config) -> OptimizationPoint:
+    """Gold, proxy and KL(policy || reference) of fresh samples on the curve prompts, at one training step."""
+    from superalign.models import LoadedModel
+    from superalign.models.generation import completion_logprobs
+    from superalign.rlhf.common import reference_policy
+    from superalign.stats import bootstrap_ci
+
+    samples = _sample(policy, tasks, 1, 1.0, config.eval.max_new_tokens, config.eval.batch_size,
+                      config.seed + 7919, NullProgress(), "curve")
+    responses = [s[0] for s in samples]
+    prompts = [t.messages for t in tasks]
+    logp = completion_logprobs(policy, prompts, responses)
+    with reference_policy(policy) as ref_model:
+        ref = LoadedModel(name="reference", model=ref_model, tokenizer=policy.tokenizer, kind="decoder")
+        logp_ref = completion_logprobs(ref, prompts, responses)
+    # Monte Carlo KL(π || π_ref) = E_{y~π}[log π(y) − log π_ref(y)], clipped at 0 against sampling noise.
+    kl = max(float((logp - logp_ref).mean()), 0.0)
+    gold = [evaluator.score(t, r).gold for t, r in zip(tasks, responses)]
+    ci = bootstrap_ci(gold, n_boot=config.eval.n_boot, seed=config.seed)
+    proxy = float(np.mean(np.asarray(rm.score(prompts, responses), dtype=float)))
+    return OptimizationPoint(method=method, step=step, kl=kl, gold=ci.value, proxy=proxy, gold_ci_low=ci.low,
+                             gold_ci_high=ci.high, seed=config.seed, model=policy.name)
+
+
+def _fit_metrics(method: str, points: list[OptimizationPoint], model: str) -> list[Metric]:
+    """Gao et al. (2022) functional form fitted to gold gain vs d = sqrt(KL), as metrics the report draws."""
+    from superalign.rlhf.overoptimization import fit_points, peak
+
+    if sum(p.kl > 0 for p in points) < 2:
+        return []
+    fit = fit_points(points)
+    meta = {"form": fit.form, "alpha": fit.alpha, "beta": fit.beta, "r2": fit.r2, "d_peak": fit.d_peak,
+            "gold0": min(points, key=lambda p: p.kl).gold, "peak": peak(points), "rate": False}
+    return [Metric(stage=STAGE, name=f"overopt.{method}.{key}", value=float(value), model=model, meta=meta)
+            for key, value in (("alpha", fit.alpha), ("beta", fit.beta), ("r2", fit.r2)) if math.isfinite(value)]
+
+
+# --- the stage ----------------------------------------------------------------------------------------
+
+
+def collect_feedback(config: Config, policy, train_tasks: list, evaluator, progress: Progress):
+    """Preferences over the starting policy's samples: from the simulated labeler, or a human file."""
+    from superalign.rlhf.feedback import collect_preferences, load_preferences, sample_responses
+    from superalign.world.labelers import SimulatedLabeler
+
+    fb = config.feedback
+    # A bad file should fail before minutes of sampling; the samples still serve the reward model's
+    # gold agreement and the SFT demonstrations.
+    human = load_preferences(config.preferences_file) if config.preferences_file is not None else None
+    tasks = train_tasks[: fb.n_prompts]
+    responses = sample_responses(policy, tasks, fb.samples_per_prompt, fb, progress=progress)
+    if human is not None:
+        return human, tasks, responses
+    labeler = SimulatedLabeler(fb.labeler.to_config(), evaluator)
+    return collect_preferences(tasks, responses, labeler), tasks, responses
+
+
+def demonstrations(tasks: list, responses: list[list[str]], rm, keep_fraction: float = 0.5) -> list[Demonstration]:
+    """SFT data: each prompt's reward-model-best sample, keeping the best-scored ``keep_fraction`` of prompts."""
+    from superalign.rlhf.best_of_n import select_best
+
+    scores = [np.asarray(rm.score([t.messages] * len(rs), rs), dtype=float) for t, rs in zip(tasks, responses)]
+    best = select_best(responses, scores)
+    top = [float(s.max()) for s in scores]
+    cut = np.quantile(top, 1.0 - keep_fraction) if top else 0.0
+    return [Demonstration(task_id=t.id, prompt=list(t.messages), response=b, source=f"best_of_{len(rs)}:rm")
+            for t, rs, b, s in zip(tasks, responses, best, top) if s >= cut]
+
+
+def _best_of_n(base, rm, tasks: dict, evaluator, config: Config, progress: Progress):
+    """Best-of-n on held-out prompts: the curve over n (unbiased estimator) and the n_max policy's answers."""
+    from superalign.evaluation import score_responses
+    from superalign.rlhf.best_of_n import best_of_n_curve, select_best
+
+    bon = config.best_of_n
+    samples = _sample(base, tasks["test"], bon.n_max, bon.temperature, bon.max_new_tokens, config.eval.batch_size,
+                      config.seed, progress, f"train: best-of-{bon.n_max} samples")
+    proxy = np.array([np.asarray(rm.score([t.messages] * len(s), s), dtype=float)
+                      for t, s in zip(tasks["test"], samples)])  # [P, N]
+    gold = np.array([[evaluator.score(t, r).gold for r in s] for t, s in zip(tasks["test"], samples)])  # [P, N]
+    points = best_of_n_curve(proxy, gold, [n for n in bon.ns if n <= bon.n_max])
+    chosen = select_best(samples, list(proxy))
+    evals = score_responses(tasks["test"], chosen, evaluator, stage=STAGE, label=f"{base.name}+best_of_{bon.n_max}")
+    return evals, points
+
+
+def _train_method(method: str, config: Config, rm, data: dict, tasks: dict, evaluator, progress: Progress,
+                  out_dir: Path | None):
+    """Train a fresh copy of the starting policy with one method; returns (policy, TrainResult, points, note)."""
+    from superalign.models import load
+    from superalign.rlhf import dpo, ppo, rloo, sft
+    from superalign.rlhf.common import TrainingDiverged, make_trainable
+
+    method_config = getattr(config, method)
+    policy = make_trainable(load(config.model), method_config.adapter)
+    points: list[OptimizationPoint] = []
+    online = method in ("ppo", "rloo")
+
+    def hook(step: int, lm) -> None:
+        points.append(_curve_point(method, step, lm, rm, tasks["curve"], evaluator, config))
+
+    common = dict(progress=progress, eval_hook=hook if online else None,
+                  eval_every=config.eval.eval_every if online else 0,
+                  out_dir=out_dir / method if out_dir else None)
+    prompts = [t.messages for t in tasks["train"]]
+    note = None
+    try:
+        if method == "sft":
+            result = sft.train_sft(policy, data["demonstrations"], method_config, **common)
+        elif method == "dpo":
+            result = dpo.train_dpo(policy, data["preferences"], method_config, **common)
+        elif method == "ppo":
+            result = ppo.train_ppo(policy, prompts, rm, method_config, **common)
+        else:
+            result = rloo.train_rloo(policy, prompts, rm, method_config, **common)
+    except TrainingDiverged as err:  # the policy holds its last good state: evaluate that, and say so
+        result, note = getattr(err, "result", None), f"{method}: {err}"
+    return policy, result, points, note
+
+
+def run(config: Config, progress: Progress | None = None, out_dir: Path | None = None) -> Result:
+    """Feedback -> reward model -> each method from the same start -> paired held-out evaluation."""
+    from superalign.models import load
+    from superalign.rlhf.feedback import split_by_prompt
+    from superalign.rlhf.reward_model import train_reward_model
+    from superalign.world import World
+
+    progress = progress or NullProgress()
+    world = World(config.seed)
+    evaluator = world.evaluator()
+    tasks = split_tasks(world, config.heldout_types, config)
+    base = load(config.model)
+    prefs, fb_tasks, fb_responses = collect_feedback(config, base, tasks["train"], evaluator, progress)
+    splits = split_by_prompt(prefs, seed=config.seed)
+    rm = train_reward_model(splits.train, splits.validation, config.reward_model, progress=progress).model
+    metrics = _reward_model_metrics(rm, splits, fb_tasks, fb_responses, evaluator, config, base.name)
+    ev = dict(heldout_types=config.heldout_types, model=base.name, n_boot=config.eval.n_boot, seed=config.seed)
+
+    start = _evaluate(base, tasks, evaluator, config, f"{base.name}+start", progress)
+    metrics += policy_metrics("start", start, start, **ev) + [_proxy_metric("start", rm, start, base.name, config)]
+    evaluations, points, notes = list(start), [], []
+    data = {"preferences": splits.train}
+    if "sft" in config.methods:
+        data["demonstrations"] = demonstrations(fb_tasks, fb_responses, rm)
+    for method in config.methods:
+        if method == "best_of_n":
+            evals, method_points = _best_of_n(base, rm, tasks, evaluator, config, progress)
+        else:
+            policy, _, method_points, note = _train_method(method, config, rm, data, tasks, evaluator, progress,
+                                                           out_dir)
+            notes += [note] if note else []
+            evals = _evaluate(policy, tasks, evaluator, config, f"{base.name}+{method}", progress)
+        # best-of-n leaves the model untouched, so its fact answers are the start's: no tax by construction.
+        scored = evals + [e for e in start if e.kind == "fact"] if method == "best_of_n" else evals
+        metrics += policy_metrics(method, scored, start, **ev) + [_proxy_metric(method, rm, evals, base.name, config)]
+        metrics += _fit_metrics(method, method_points, base.name)
+        evaluations += evals
+        points += method_points
+    return Result(model=base.name, metrics=metrics, evaluations=evaluations, preferences=prefs, points=points,
+                  notes=notes)

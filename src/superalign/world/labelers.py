@@ -80,11 +80,14 @@ class LabelerConfig:
     confidence_bias: float = 0.0
     flattery_bias: float = 0.0
     attention_k: int | None = None  # check only k random constraints of an instruction task
+    tie_margin: float = 0.0  # utilities closer than this are reported as a tie ("about the same")
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.tie_margin < 0:
+            raise ValueError(f"tie_margin must be >= 0, got {self.tie_margin}")
         if self.attention_k is not None and self.attention_k < 1:
             raise ValueError(f"attention_k must be >= 1 or None, got {self.attention_k}")
 
@@ -145,7 +148,12 @@ class SimulatedLabeler:
             return Preference(task_id=task.id, prompt=task.messages, chosen=a, rejected=b,
                               labeler=labeler, confidence=0.5, tie=True)
         first, second = sorted((a, b))  # canonical order: prefer(a, b) and prefer(b, a) agree
-        p_first = self.probability(task, first, second)
+        u_first, u_second = self.utility(task, first), self.utility(task, second)
+        if abs(u_first - u_second) < self.config.tie_margin:
+            # People say "about the same" rather than flip a coin; trainers skip ties.
+            return Preference(task_id=task.id, prompt=task.messages, chosen=first, rejected=second,
+                              labeler=labeler, confidence=0.5, tie=True)
+        p_first = bt_probability(u_first, u_second, self.config.temperature)
         coin = random.Random(stable_seed("prefer", self.config.seed, task.id, first, second)).random()
         if coin < p_first:
             chosen, rejected, confidence = first, second, p_first

@@ -1,0 +1,379 @@
+"""Direct Preference Optimization (Rafailov et al. 2023): train the policy on preference records directly.
+
+``train_dpo`` reads top to bottom:
+
+1. tokenize every pair once: the chat prompt (with the generation prompt), then chosen + end-of-turn and
+   rejected + end-of-turn, exactly where generation puts the boundary;
+2. group pairs of similar length into batches (less padding); the grouping is fixed for the run and only
+   the order of the batches is shuffled each epoch;
+3. reference log-probs log π_ref(y|x) for the whole dataset, once, before training, under ``no_grad``
+   (π_ref is the policy with its LoRA adapters disabled, or a frozen copy that is dropped afterwards);
+4. each optimizer step: one forward over the batch's chosen and rejected rows together, :func:`dpo_loss`,
+   backward, gradient clipping, AdamW; a non-finite loss, gradient or weight stops the run with
+   :class:`~superalign.rlhf.common.TrainingDiverged` after restoring the state from before that step.
+
+Speed on CPU: bf16 autocast for the policy and the reference pass alike when
+``default_autocast(model, "train")`` says so (the same arithmetic on both sides keeps the log-ratios at
+exactly 0 before the first update; see benchmarks/dpo.py for the measured effect), the LM head projects
+only the positions that predict a response token (no logits for prompt or padding), no gradient
+checkpointing.
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+
+from superalign.models import LoadedModel
+from superalign.models.generation import (
+    autocast_context,
+    default_autocast,
+    end_of_turn_id,
+    eval_mode,
+    prompt_ids,
+)
+from superalign.progress import NullProgress, Progress
+from superalign.records import Preference
+from superalign.rlhf.common import (
+    AdapterConfig,
+    EvalHook,
+    TrainingDiverged,
+    TrainResult,
+    check_finite,
+    frozen_reference,
+    reference_policy,
+    restore_state,
+    save_checkpoint,
+    trainable_state,
+)
+
+
+class DPOConfig(BaseModel):
+    """DPO hyperparameters; the defaults are the quick CPU defaults for SmolLM2-135M with LoRA."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    beta: float = Field(0.1, gt=0.0, description="β: strength of the implicit KL constraint to the reference")
+    lr: float = Field(5e-4, gt=0.0, description="AdamW learning rate (constant); 5e-4 suits LoRA")
+    epochs: int = Field(1, ge=1, description="passes over the preference pairs")
+    batch_size: int = Field(8, ge=1, description="preference pairs per optimizer step")
+    max_length: int = Field(512, ge=2, description="prompt + response tokens; longer responses are cut")
+    adapter: AdapterConfig = Field(default_factory=AdapterConfig, description="how the caller wraps the policy")
+    seed: int = Field(0, description="seeds torch and the batch order")
+    label_smoothing: float = Field(0.0, ge=0.0, lt=0.5,
+                                   description="cDPO: assumed probability that a preference label is flipped")
+    max_grad_norm: float | None = Field(1.0, gt=0.0, description="clip the gradient norm; None: no clipping")
+
+
+# ---------------------------------------------------------------------------------------------------
+# The loss
+
+
+@dataclass
+class DPOLoss:
+    """The batch loss and its diagnostics. Rewards are the implicit rewards β log π/π_ref, per pair [b]."""
+
+    loss: torch.Tensor  # scalar, differentiable
+    chosen_reward: torch.Tensor  # [b], detached
+    rejected_reward: torch.Tensor  # [b], detached
+    accuracy: float  # fraction of pairs with chosen_reward > rejected_reward
+
+
+def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
+             ref_rejected: torch.Tensor, beta: float, label_smoothing: float = 0.0) -> DPOLoss:
+    """DPO loss from summed response log-probs, each [b] (nats per sequence); mean over the batch.
+
+    With label_smoothing ε > 0 this is conservative DPO (cDPO), which treats each label as flipped with
+    probability ε. When the policy equals the reference the loss is log 2 whatever β and ε are.
+    """
+    # Rafailov et al. 2023, eq. 7:
+    #   L_DPO = −E[ log σ( β log π(y_w|x)/π_ref(y_w|x) − β log π(y_l|x)/π_ref(y_l|x) ) ]
+    # The two terms are the implicit rewards r(x, y) = β log π(y|x)/π_ref(y|x) (eq. 5, up to β log Z(x)).
+    chosen_reward = beta * (policy_chosen - ref_chosen)
+    rejected_reward = beta * (policy_rejected - ref_rejected)
+    margin = chosen_reward - rejected_reward
+    # cDPO (Mitchell 2023, "A note on DPO with noisy preferences"): the expected loss under label noise ε,
+    #   L = −(1 − ε) log σ(margin) − ε log σ(−margin)
+    losses = -(1.0 - label_smoothing) * F.logsigmoid(margin) - label_smoothing * F.logsigmoid(-margin)
+    return DPOLoss(loss=losses.mean(), chosen_reward=chosen_reward.detach(),
+                   rejected_reward=rejected_reward.detach(),
+                   accuracy=float((margin > 0).float().mean()) if margin.numel() else 0.0)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Data: tokenized pairs and batches
+
+
+@dataclass(frozen=True)
+class EncodedPair:
+    """Token ids of one preference pair; both responses end with the end-of-turn token."""
+
+    prompt: list[int]
+    chosen: list[int]
+    rejected: list[int]
+
+    @property
+    def length(self) -> int:  # the longer row of the pair: what sets the padding
+        return len(self.prompt) + max(len(self.chosen), len(self.rejected))
+
+
+@dataclass
+class EncodedPairs:
+    pairs: list[EncodedPair]
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> count (ties, identical, too long)
+
+
+def encode_pairs(lm: LoadedModel, prefs: Sequence[Preference], max_length: int) -> EncodedPairs:
+    """Tokenize preference pairs; skip ties, identical responses and prompts that fill max_length.
+
+    Responses longer than the room left after the prompt are cut at the end (the prompt is kept whole).
+    """
+    eot = end_of_turn_id(lm)
+    pairs: list[EncodedPair] = []
+    skipped = {"tie": 0, "identical": 0, "prompt_too_long": 0}
+    for pref in prefs:
+        if pref.tie:
+            skipped["tie"] += 1  # no preference, no signal
+            continue
+        if pref.chosen == pref.rejected:
+            skipped["identical"] += 1  # the log-ratios cancel exactly: zero gradient, wasted compute
+            continue
+        prompt = prompt_ids(lm, pref.prompt)
+        room = max_length - len(prompt)
+        if room < 1:
+            skipped["prompt_too_long"] += 1
+            continue
+        encode = lambda text: (lm.tokenizer(text, add_special_tokens=False)["input_ids"] + [eot])[:room]  # noqa: E731
+        pairs.append(EncodedPair(prompt, encode(pref.chosen), encode(pref.rejected)))
+    return EncodedPairs(pairs, {k: v for k, v in skipped.items() if v})
+
+
+@dataclass
+class PairBatch:
+    """Chosen rows then rejected rows, right-padded. Tensors [2b, s]; completion_mask marks response tokens."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    completion_mask: torch.Tensor
+
+    @property
+    def n_pairs(self) -> int:
+        return self.input_ids.shape[0] // 2
+
+    @property
+    def n_tokens(self) -> int:  # real (non-padding) tokens the forward processes
+        return int(self.attention_mask.sum())
+
+
+def collate_pairs(pairs: Sequence[EncodedPair], pad_id: int) -> PairBatch:
+    """One tensor batch for a single forward: rows [0, b) are prompt+chosen, rows [b, 2b) prompt+rejected."""
+    rows = [(p.prompt, p.chosen) for p in pairs] + [(p.prompt, p.rejected) for p in pairs]
+    width = max(len(p) + len(c) for p, c in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    cmask = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, (p, c) in enumerate(rows):
+        ids[r, : len(p) + len(c)] = torch.tensor(p + c, dtype=torch.long)
+        mask[r, : len(p) + len(c)] = 1
+        cmask[r, len(p) : len(p) + len(c)] = 1
+    return PairBatch(input_ids=ids, attention_mask=mask, completion_mask=cmask)
+
+
+def length_buckets(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length (sorted, then cut), to cut padding."""
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def _pad_id(lm: LoadedModel) -> int:
+    tok = lm.tokenizer
+    return int(tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Log-probs of the response tokens
+
+
+def _accepts_logits_to_keep(model: torch.nn.Module) -> bool:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
+
+
+def response_logprobs(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                      completion_mask: torch.Tensor) -> torch.Tensor:
+    """Σ_t log p(x_t | x_<t) over the response tokens of each row. Tensors [rows, s] -> [rows] (fp32).
+
+    Differentiable. Only the positions that predict a response token go through the LM head (a boolean
+    ``logits_to_keep``): a 49k-token vocabulary makes the head a fifth of SmolLM2's FLOPs, wasted on
+    prompt and padding positions. Equal to `sequence_logprobs` on the full logits.
+    """
+    predicts = completion_mask[:, 1:].bool()  # [rows, s-1]: position t predicts response token t+1
+    targets = input_ids[:, 1:][predicts]  # [n]
+    row_of = torch.arange(input_ids.shape[0], device=input_ids.device)[:, None].expand_as(predicts)[predicts]
+    if _accepts_logits_to_keep(model):
+        keep = F.pad(predicts, (0, 1))  # [rows, s]: the last position predicts nothing
+        logits = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep,
+                       use_cache=False).logits  # [n, vocab]
+    else:
+        logits = model(input_ids=input_ids, attention_mask=attention_mask,
+                       use_cache=False).logits[:, :-1][predicts]  # [n, vocab]
+    token_logprobs = -F.cross_entropy(logits.float(), targets, reduction="none")  # [n]
+    out = torch.zeros(input_ids.shape[0], dtype=token_logprobs.dtype, device=input_ids.device)
+    return out.index_add(0, row_of, token_logprobs)
+
+
+def _batch_logprobs(model: torch.nn.Module, batch: PairBatch) -> torch.Tensor:
+    device = next(model.parameters()).device
+    return response_logprobs(model, batch.input_ids.to(device), batch.attention_mask.to(device),
+                             batch.completion_mask.to(device))
+
+
+@torch.no_grad()
+def reference_logprobs(lm: LoadedModel, batches: Sequence[PairBatch], autocast: bool,
+                       advance: Callable[[int], None] | None = None) -> list[torch.Tensor]:
+    """log π_ref of every row of every batch, [2b] each, computed once before training.
+
+    π_ref is the policy with its adapters disabled (LoRA) or a frozen copy of the starting weights (full
+    fine-tuning), freed when this returns. The same batches and autocast as training: before the first
+    update the log-ratios are then exactly zero.
+    """
+    frozen = None if hasattr(lm.model, "disable_adapter") else frozen_reference(lm, AdapterConfig(mode="full"))
+    out = []
+    with reference_policy(lm, frozen) as ref, eval_mode(ref), autocast_context(ref, autocast):
+        for batch in batches:
+            out.append(_batch_logprobs(ref, batch).float().cpu())
+            if advance is not None:
+                advance(1)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Training
+
+
+def _step_schedule(n_batches: int, epochs: int, seed: int) -> list[tuple[int, int]]:
+    """(epoch, batch index) per optimizer step: every batch once per epoch, in a seeded shuffled order."""
+    schedule = []
+    for epoch in range(epochs):
+        order = list(range(n_batches))
+        random.Random(seed * 1_000_003 + epoch).shuffle(order)
+        schedule.extend((epoch, i) for i in order)
+    return schedule
+
+
+def _grad_norm(params: list[torch.nn.Parameter], max_norm: float | None) -> float:
+    """Clip to max_norm (when given) and return the total gradient norm before clipping."""
+    if max_norm is not None:
+        return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+    grads = [p.grad.detach().norm() for p in params if p.grad is not None]
+    return float(torch.stack(grads).norm()) if grads else 0.0
+
+
+def _max_abs(params: list[torch.nn.Parameter]) -> float:
+    return float(torch.stack([p.detach().abs().max() for p in params]).max())
+
+
+def _dpo_step(lm: LoadedModel, batch: PairBatch, ref: torch.Tensor, optimizer: torch.optim.Optimizer,
+              params: list[torch.nn.Parameter], config: DPOConfig, autocast: bool, step: int) -> dict:
+    """One optimizer step on one batch; raises TrainingDiverged before any non-finite update lands."""
+    model = lm.model
+    start = time.perf_counter()
+    optimizer.zero_grad(set_to_none=True)
+    # Dropout off (as TRL's disable_dropout=True): with it the policy would differ from π_ref at step 0.
+    with eval_mode(model), autocast_context(model, autocast):
+        logps = _batch_logprobs(model, batch).cpu()  # [2b]: chosen rows, then rejected rows
+    b = batch.n_pairs
+    ref = ref.to(logps.device)
+    out = dpo_loss(logps[:b], logps[b:], ref[:b], ref[b:], config.beta, config.label_smoothing)
+    logratio = float((logps.detach() - ref).mean())
+    check_finite(step, loss=float(out.loss.detach()))
+    out.loss.backward()
+    grad_norm = _grad_norm(params, config.max_grad_norm)
+    check_finite(step, grad_norm=grad_norm)
+    optimizer.step()
+    check_finite(step, weights=_max_abs(params))
+    margin = out.chosen_reward - out.rejected_reward
+    return {"step": step, "loss": float(out.loss.detach()), "margin": float(margin.mean()),
+            "chosen_reward": float(out.chosen_reward.mean()), "rejected_reward": float(out.rejected_reward.mean()),
+            "accuracy": out.accuracy, "logratio": logratio, "grad_norm": grad_norm,
+            "tokens": batch.n_tokens, "pairs": b, "seconds": time.perf_counter() - start}
+
+
+def train_dpo(policy: LoadedModel, prefs: Sequence[Preference], config: DPOConfig | None = None, *,
+              progress: Progress | None = None, eval_hook: EvalHook | None = None, eval_every: int = 0,
+              out_dir: Path | None = None) -> TrainResult:
+    """Train ``policy`` (already made trainable) with DPO on preference pairs, in place.
+
+    History rows: step, epoch, loss, margin (mean chosen − rejected implicit reward), chosen_reward,
+    rejected_reward, accuracy, logratio (mean log π/π_ref over the batch's responses, nats per sequence:
+    an off-policy quantity, not a KL — sample from the policy for that), grad_norm, tokens, pairs, seconds.
+    ``eval_hook(step, policy)`` runs at step 0, every ``eval_every`` steps (when > 0) and after the last
+    step. The adapters (or weights) are saved to ``out_dir`` at the end, or on divergence after restoring
+    the state from before the bad step.
+    """
+    config = config or DPOConfig()
+    progress = progress or NullProgress()
+    torch.manual_seed(config.seed)
+    model = policy.model
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the policy has no trainable parameters: wrap it with make_trainable(lm, config.adapter)")
+    encoded = encode_pairs(policy, prefs, config.max_length)
+    if not encoded.pairs:
+        raise ValueError(f"no preference pairs to train on: {len(prefs)} given, skipped {encoded.skipped or 'none'}")
+    buckets = length_buckets([p.length for p in encoded.pairs], config.batch_size)
+    batches = [collate_pairs([encoded.pairs[i] for i in bucket], _pad_id(policy)) for bucket in buckets]
+    autocast = default_autocast(model, "train")
+    ref = reference_logprobs(policy, batches, autocast, progress.task("dpo: reference log-probs", len(batches)))
+
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
+    schedule = _step_schedule(len(batches), config.epochs, config.seed)
+    result = TrainResult(method="dpo", steps=0)
+    advance = progress.task("dpo", len(schedule))
+    if eval_hook is not None:
+        eval_hook(0, policy)
+    for step, (epoch, i) in enumerate(schedule, 1):
+        good = trainable_state(model)
+        try:
+            row = _dpo_step(policy, batches[i], ref[i], optimizer, params, config, autocast, step)
+        except TrainingDiverged as err:
+            restore_state(model, good)
+            optimizer.zero_grad(set_to_none=True)
+            result.diverged = str(err)
+            if out_dir is not None:
+                result.checkpoint = save_checkpoint(policy, Path(out_dir))
+            err.result = result
+            raise
+        result.history.append({**row, "epoch": epoch})
+        result.steps = step
+        advance(1)
+        if eval_hook is not None and eval_every > 0 and step % eval_every == 0 and step < len(schedule):
+            eval_hook(step, policy)
+    if eval_hook is not None:
+        eval_hook(result.steps, policy)
+    if out_dir is not None:
+        result.checkpoint = save_checkpoint(policy, Path(out_dir))
+    return result
+
+
+__all__ = [
+    "DPOConfig",
+    "DPOLoss",
+    "EncodedPair",
+    "PairBatch",
+    "collate_pairs",
+    "dpo_loss",
+    "encode_pairs",
+    "length_buckets",
+    "reference_logprobs",
+    "response_logprobs",
+    "train_dpo",
+]

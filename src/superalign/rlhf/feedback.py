@@ -1,0 +1,198 @@
+"""Feedback data: sample responses from the policy, let a (simulated) labeler compare them, split by prompt.
+
+The records are :class:`superalign.records.Preference`, the same ones the feedback studio writes, so a
+file of human comparisons trains the reward model exactly like simulated ones (:func:`load_preferences`).
+Splits are by prompt (task id): a prompt's comparisons never appear in two splits, so held-out accuracy
+measures generalization to new prompts, not memorized responses.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from superalign.models import GenerationConfig, LoadedModel, generate
+from superalign.progress import NullProgress, Progress
+from superalign.records import Preference
+from superalign.world import Task
+from superalign.world.labelers import LabelerConfig, SimulatedLabeler
+
+
+class FeedbackDataError(ValueError):
+    """A preference file or list that cannot be trained on; the message names the file (and line)."""
+
+
+class LabelerSettings(BaseModel):
+    """The simulated labeler, as config (mirrors :class:`superalign.world.labelers.LabelerConfig`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float = Field(0.1, ge=0.0, description="Bradley-Terry temperature: 0 = always picks the better")
+    length_bias: float = Field(0.0, description="utility bonus for longer responses (tanh(words/100))")
+    confidence_bias: float = Field(0.0, description="utility bonus for confident wording, malus for hedges")
+    flattery_bias: float = Field(0.0, description="utility bonus for flattering phrases")
+    attention_k: int | None = Field(None, ge=1, description="check only k random constraints of an instruction")
+    tie_margin: float = Field(0.05, ge=0.0, description="utility differences below this are labelled ties "
+                              "(skipped in training) instead of coin flips")
+    seed: int = Field(0, ge=0, description="seed of the labeler's coin flips")
+
+    def to_config(self) -> LabelerConfig:
+        return LabelerConfig(**self.model_dump())
+
+
+class FeedbackConfig(BaseModel):
+    """How feedback is collected: prompts, samples per prompt, sampling settings and the labeler."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_prompts: int = Field(64, ge=1, description="training prompts (world tasks) to collect feedback on")
+    samples_per_prompt: int = Field(2, ge=2, description="responses sampled per prompt; all pairs are compared")
+    temperature: float = Field(1.0, gt=0.0, description="sampling temperature of the policy")
+    top_p: float = Field(0.95, gt=0.0, le=1.0, description="nucleus sampling mass")
+    max_new_tokens: int = Field(128, ge=1, description="token budget of each response")
+    batch_size: int = Field(8, ge=1, description="sequences sampled together")
+    seed: int = Field(0, ge=0, description="sampling seed")
+    labeler: LabelerSettings = Field(default_factory=LabelerSettings)
+
+
+@dataclass
+class PreferenceSplits:
+    """Preferences split by prompt: no task id appears in two splits."""
+
+    train: list[Preference]
+    validation: list[Preference]
+    test: list[Preference]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Collecting
+
+
+def sample_responses(policy: LoadedModel, tasks: list[Task], k: int, config: FeedbackConfig,
+                     progress: Progress | None = None) -> list[list[str]]:
+    """Sample ``k`` responses per task from ``policy``; returns one list of ``k`` strings per task.
+
+    Seeded by ``config.seed``: response j of task i always draws from the same random stream
+    (stream index i * k + j), whatever the batching.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    prompts = [task.messages for task in tasks for _ in range(k)]
+    gen = GenerationConfig(max_new_tokens=config.max_new_tokens, temperature=config.temperature,
+                           top_p=config.top_p, seed=config.seed, batch_size=config.batch_size)
+    advance = (progress or NullProgress()).task("sampling responses", len(prompts))
+    flat = generate(policy, prompts, gen, progress=advance)
+    return [flat[i * k:(i + 1) * k] for i in range(len(tasks))]
+
+
+def collect_preferences(tasks: list[Task], responses: list[list[str]],
+                        labeler: SimulatedLabeler) -> list[Preference]:
+    """Compare every pair of distinct responses of each task (InstructGPT: all K-choose-2 pairs of a prompt).
+
+    Identical responses are skipped: they carry no preference.
+    """
+    if len(tasks) != len(responses):
+        raise ValueError(f"{len(tasks)} tasks but {len(responses)} response lists")
+    prefs = []
+    for task, group in zip(tasks, responses):
+        for a, b in itertools.combinations(group, 2):
+            if a == b:
+                continue
+            pref = labeler.prefer(task, a, b)
+            prefs.append(pref.model_copy(update={"meta": {**pref.meta, "kind": task.kind,
+                                                          "category": task.category}}))
+    return prefs
+
+
+# ---------------------------------------------------------------------------------------------------
+# Loading
+
+
+def _parse_line(path: Path, lineno: int, line: str) -> Preference:
+    where = f"{path}:{lineno}"
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise FeedbackDataError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
+    if not isinstance(data, dict):
+        raise FeedbackDataError(f"{where}: expected a JSON object (a preference record), got {type(data).__name__}")
+    kind = data.get("type", "preference")
+    if kind != "preference":
+        raise FeedbackDataError(f"{where}: a {kind!r} record, not a preference; a preference file holds only "
+                                "records of type 'preference' (task_id, prompt, chosen, rejected, labeler)")
+    try:
+        return Preference.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = ".".join(str(x) for x in first["loc"]) or "record"
+        raise FeedbackDataError(f"{where}: not a valid preference record: {field}: {first['msg']}") from None
+
+
+def load_preferences(path: str | Path) -> list[Preference]:
+    """Read a JSONL file of preference records (simulated or from the studio), with clear errors.
+
+    Raises :class:`FeedbackDataError` for a missing or empty file, a malformed line (named as file:line),
+    a record of another type, or a file where every record has chosen == rejected (nothing to learn).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FeedbackDataError(f"preference file {path} does not exist")
+    if not path.is_file():
+        raise FeedbackDataError(f"preference file {path} is not a file")
+    prefs = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if line.strip():
+                prefs.append(_parse_line(path, lineno, line))
+    if not prefs:
+        raise FeedbackDataError(f"preference file {path} is empty: it holds no preference records")
+    if not usable(prefs):
+        raise FeedbackDataError(f"preference file {path}: all {len(prefs)} records are ties or have "
+                                "chosen == rejected; a reward model needs at least one real preference")
+    return prefs
+
+
+def usable(prefs: Sequence[Preference]) -> list[Preference]:
+    """The preferences a reward model can learn from: not ties, chosen different from rejected."""
+    return [p for p in prefs if not p.tie and p.chosen != p.rejected]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Splitting
+
+
+def split_by_prompt(prefs: Sequence[Preference], fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+                    seed: int = 0) -> PreferenceSplits:
+    """Split preferences by task id into train/validation/test (sizes in prompts, not comparisons).
+
+    The task ids are shuffled with ``seed``; validation and test get ``round(fraction * n_prompts)``
+    prompts each (at least one each when their fraction is positive and there are >= 3 prompts) and
+    train the rest, so no prompt's comparisons leak across splits.
+    """
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
+        raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {fractions}")
+    ids = sorted({p.task_id for p in prefs})
+    random.Random(seed).shuffle(ids)
+    n = len(ids)
+
+    def count(f: float) -> int:
+        c = int(round(f * n))
+        return max(c, 1) if f > 0 and n >= 3 else c
+
+    n_val, n_test = count(fractions[1]), count(fractions[2])
+    n_train = n - n_val - n_test
+    if n_train < 1 and fractions[0] > 0:
+        raise ValueError(f"{n} prompts are too few to split with fractions {fractions}")
+    assign = {tid: "train" for tid in ids[:n_train]}
+    assign.update({tid: "validation" for tid in ids[n_train:n_train + n_val]})
+    assign.update({tid: "test" for tid in ids[n_train + n_val:]})
+    out: dict[str, list[Preference]] = {"train": [], "validation": [], "test": []}
+    for p in prefs:
+        out[assign[p.task_id]].append(p)
+    return PreferenceSplits(**out)
