@@ -92,3 +92,17 @@ def test_config_command_shows_resolved_values(tmp_path):
                       home=tmp_path / "home", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "n_fact: 3" in proc.stdout and "seed: 7" in proc.stdout
+
+
+def test_smoke_run_trains_every_method_and_reports_it(smoke_run):
+    _, run_dir, _ = smoke_run
+    train = json.loads((run_dir / "results.json").read_text())["metrics"]["train"]
+    for method in ("best_of_n", "sft", "dpo", "ppo", "rloo"):
+        assert f"{method}.gold_gain" in train and f"{method}.proxy" in train, method
+    lines = [json.loads(line) for line in (run_dir / "records/train.jsonl").read_text().splitlines()]
+    kinds = {rec["type"] for rec in lines}
+    assert {"preference", "evaluation", "optimization_point"} <= kinds
+    methods = {rec["method"] for rec in lines if rec["type"] == "optimization_point"}
+    assert methods == {"best_of_n", "ppo", "rloo"}
+    html = (run_dir / "report.html").read_text()
+    assert "Over-optimization" in html and "Policies: before and after" in html

@@ -58,7 +58,7 @@ class EvalConfig(BaseModel):
     fact_max_new_tokens: int = Field(32, ge=1)
     batch_size: int = Field(16, ge=1)
     n_curve: int = Field(12, ge=1, description="prompts sampled at each RL evaluation point (over-optimization)")
-    eval_every: int = Field(5, ge=0, description="optimizer steps between RL evaluation points (0: none)")
+    eval_every: int = Field(5, ge=0, description="training steps (PPO: rollouts) between RL evaluation points (0: none)")
     n_boot: int = Field(2000, ge=100)
 
 
@@ -241,7 +241,7 @@ def _fit_metrics(method: str, points: list[OptimizationPoint], model: str) -> li
     """Gao et al. (2022) functional form fitted to gold gain vs d = sqrt(KL), as metrics the report draws."""
     from superalign.rlhf.overoptimization import fit_points, peak
 
-    if sum(p.kl > 0 for p in points) < 2:
+    if sum(p.kl > 0 for p in points) < 3:  # two parameters: fewer points would fit exactly, and mean nothing
         return []
     fit = fit_points(points)
     meta = {"form": fit.form, "alpha": fit.alpha, "beta": fit.beta, "r2": fit.r2, "d_peak": fit.d_peak,
