@@ -21,6 +21,7 @@ setup: $(VENV)/.installed
 
 run: setup
 	$(BIN)/superalign models pull $(MODEL)
+	$(BIN)/superalign models pull minilm-l6
 	$(BIN)/superalign run --profile $(PROFILE)
 
 test: setup

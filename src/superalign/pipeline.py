@@ -45,6 +45,24 @@ def _run_train(config: PipelineConfig, run, progress: Progress) -> dict:
 STAGE_RUNNERS: dict[str, Callable] = {"baseline": _run_baseline, "train": _run_train}
 
 
+def required_models(config: PipelineConfig) -> list[str]:
+    """Every model the configured stages will load, in order of first use."""
+    names = [config.baseline.model] if "baseline" in config.stages else []
+    if "train" in config.stages:
+        names += [config.train.model, config.train.reward_model.backbone]
+    return list(dict.fromkeys(names))
+
+
+def check_models_pulled(config: PipelineConfig) -> None:
+    """Fail before any work if a stage would later stop on a model that is not pulled."""
+    from superalign.models import sources
+
+    missing = [name for name in required_models(config) if not sources.info(name).pulled]
+    if missing:
+        commands = "; ".join(f"superalign models pull {name}" for name in missing)
+        raise sources.ModelNotPulled(f"not pulled yet: {', '.join(missing)}; run `{commands}`")
+
+
 def run_name(config: PipelineConfig) -> str:
     """Readable prefix of the run directory; the config hash follows it."""
     model = Path(config.model).name if "/" in config.model else config.model
@@ -58,6 +76,7 @@ def run_pipeline(config: PipelineConfig, root: str | Path = "runs", progress: Pr
     from superalign.runs import Run
 
     progress = progress or NullProgress()
+    check_models_pulled(config)
     run = Run.open(Path(root), run_name(config), config)
     outcome = PipelineOutcome(run_dir=run.path, report=run.path / "report.html")
     for stage in config.stages:

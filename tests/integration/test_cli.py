@@ -77,8 +77,11 @@ def test_bad_config_fails_before_any_work_naming_the_field(tmp_path, override, f
 def test_unpulled_model_names_the_pull_command(tmp_path):
     proc = superalign("run", "--profile", "quick", home=tmp_path / "home", cwd=tmp_path)
     assert proc.returncode == 2
+    # Both models the quick pipeline needs are named up front, before any stage runs.
     assert "superalign models pull smollm2-135m-instruct" in proc.stderr
+    assert "superalign models pull minilm-l6" in proc.stderr
     assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists()
 
 
 def test_world_prints_prompts_without_answers(tmp_path):
