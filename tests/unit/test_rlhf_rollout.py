@@ -6,7 +6,6 @@ import torch
 from superalign.models import GenerationConfig, load
 from superalign.rlhf.common import AdapterConfig, make_trainable
 from superalign.rlhf.rollout import (
-    is_eval_step,
     logprobs_from_logits,
     prompt_batches,
     rollout,
@@ -93,6 +92,10 @@ def test_prompt_batches_cover_every_prompt_before_repeating():
 
 
 def test_eval_schedule():
-    steps = [s for s in range(0, 8) if is_eval_step(s, 7, 3)]
-    assert steps == [0, 3, 6, 7]
-    assert not any(is_eval_step(s, 7, 0) for s in range(8))
+    from superalign.models import load
+    from superalign.rlhf.common import run_training
+
+    calls = []
+    result = run_training("x", load("tiny-llama"), 7, lambda step: {"loss": 0.0}, eval_every=3,
+                          eval_hook=lambda step, lm: calls.append(step))
+    assert calls == [0, 3, 6, 7] and result.steps == 7 and [r["step"] for r in result.history] == list(range(1, 8))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,3 +124,57 @@ def save_checkpoint(lm: LoadedModel, directory: Path) -> Path:
     lm.model.save_pretrained(directory)
     lm.tokenizer.save_pretrained(directory)
     return directory
+
+
+def epoch_schedule(n_batches: int, epochs: int, seed: int) -> list[tuple[int, int]]:
+    """(epoch, batch index) per optimizer step: every batch once per epoch, in a seeded shuffled order."""
+    schedule = []
+    for epoch in range(epochs):
+        order = list(range(n_batches))
+        random.Random(seed * 1_000_003 + epoch).shuffle(order)
+        schedule.extend((epoch, i) for i in order)
+    return schedule
+
+
+def run_training(method: str, policy: LoadedModel, n_steps: int, step_fn: Callable[[int], dict], *,
+                 progress=None, eval_hook: EvalHook | None = None, eval_every: int = 0,
+                 out_dir: Path | None = None, modules: list[torch.nn.Module] | None = None,
+                 save: Callable[[Path], Path] | None = None) -> TrainResult:
+    """The loop every trainer shares around its own ``step_fn(step) -> history row``.
+
+    Before each step the trainable state of ``modules`` (default: the policy) is kept; if the step raises
+    :class:`TrainingDiverged`, that state is restored, saved to ``out_dir`` when given, attached to the
+    error as ``err.result`` and the error re-raised. ``eval_hook`` runs at step 0, every ``eval_every``
+    steps and at the end (never twice for one step).
+    """
+    from superalign.progress import NullProgress
+
+    modules = modules or [policy.model]
+    save = save or (lambda directory: save_checkpoint(policy, directory))
+    result = TrainResult(method=method, steps=0)
+    advance = (progress or NullProgress()).task(method, n_steps)
+
+    def evaluate(step: int) -> None:
+        if eval_hook is not None and (step in (0, n_steps) or (eval_every > 0 and step % eval_every == 0)):
+            eval_hook(step, policy)
+
+    evaluate(0)
+    for step in range(1, n_steps + 1):
+        good = [trainable_state(m) for m in modules]
+        try:
+            row = step_fn(step)
+        except TrainingDiverged as err:
+            for module, state in zip(modules, good):
+                restore_state(module, state)
+            result.diverged = str(err)
+            if out_dir is not None:
+                result.checkpoint = save(Path(out_dir))
+            err.result = result
+            raise
+        result.history.append({"step": step, **row})
+        result.steps = step
+        advance(1)
+        evaluate(step)
+    if out_dir is not None:
+        result.checkpoint = save(Path(out_dir))
+    return result

@@ -22,7 +22,6 @@ checkpointing.
 from __future__ import annotations
 
 import inspect
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -45,14 +44,12 @@ from superalign.records import Preference
 from superalign.rlhf.common import (
     AdapterConfig,
     EvalHook,
-    TrainingDiverged,
     TrainResult,
     check_finite,
+    epoch_schedule,
     frozen_reference,
     reference_policy,
-    restore_state,
-    save_checkpoint,
-    trainable_state,
+    run_training,
 )
 
 
@@ -259,16 +256,6 @@ def reference_logprobs(lm: LoadedModel, batches: Sequence[PairBatch], autocast: 
 # Training
 
 
-def _step_schedule(n_batches: int, epochs: int, seed: int) -> list[tuple[int, int]]:
-    """(epoch, batch index) per optimizer step: every batch once per epoch, in a seeded shuffled order."""
-    schedule = []
-    for epoch in range(epochs):
-        order = list(range(n_batches))
-        random.Random(seed * 1_000_003 + epoch).shuffle(order)
-        schedule.extend((epoch, i) for i in order)
-    return schedule
-
-
 def _grad_norm(params: list[torch.nn.Parameter], max_norm: float | None) -> float:
     """Clip to max_norm (when given) and return the total gradient norm before clipping."""
     if max_norm is not None:
@@ -335,33 +322,14 @@ def train_dpo(policy: LoadedModel, prefs: Sequence[Preference], config: DPOConfi
     ref = reference_logprobs(policy, batches, autocast, progress.task("dpo: reference log-probs", len(batches)))
 
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
-    schedule = _step_schedule(len(batches), config.epochs, config.seed)
-    result = TrainResult(method="dpo", steps=0)
-    advance = progress.task("dpo", len(schedule))
-    if eval_hook is not None:
-        eval_hook(0, policy)
-    for step, (epoch, i) in enumerate(schedule, 1):
-        good = trainable_state(model)
-        try:
-            row = _dpo_step(policy, batches[i], ref[i], optimizer, params, config, autocast, step)
-        except TrainingDiverged as err:
-            restore_state(model, good)
-            optimizer.zero_grad(set_to_none=True)
-            result.diverged = str(err)
-            if out_dir is not None:
-                result.checkpoint = save_checkpoint(policy, Path(out_dir))
-            err.result = result
-            raise
-        result.history.append({**row, "epoch": epoch})
-        result.steps = step
-        advance(1)
-        if eval_hook is not None and eval_every > 0 and step % eval_every == 0 and step < len(schedule):
-            eval_hook(step, policy)
-    if eval_hook is not None:
-        eval_hook(result.steps, policy)
-    if out_dir is not None:
-        result.checkpoint = save_checkpoint(policy, Path(out_dir))
-    return result
+    schedule = epoch_schedule(len(batches), config.epochs, config.seed)
+
+    def step_fn(step: int) -> dict:
+        epoch, i = schedule[step - 1]
+        return {**_dpo_step(policy, batches[i], ref[i], optimizer, params, config, autocast, step), "epoch": epoch}
+
+    return run_training("dpo", policy, len(schedule), step_fn, progress=progress, eval_hook=eval_hook,
+                        eval_every=eval_every, out_dir=out_dir)
 
 
 __all__ = [

@@ -27,25 +27,22 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from superalign.models import GenerationConfig, LoadedModel
 from superalign.models.generation import autocast_context, default_autocast
-from superalign.progress import NullProgress, Progress
+from superalign.progress import Progress
 from superalign.rlhf.common import (
     AdapterConfig,
     EvalHook,
     RewardFn,
-    TrainingDiverged,
     TrainResult,
     check_finite,
     frozen_reference,
-    restore_state,
+    run_training,
     save_checkpoint,
-    trainable_state,
 )
 from superalign.rlhf.rollout import (
     Rollout,
     as_scores,
     entropy_from_logits,
     forward_response,
-    is_eval_step,
     prompt_batches,
     rollout,
 )
@@ -257,7 +254,6 @@ def train_ppo(policy: LoadedModel, prompts: list[list[dict]], reward_fn: RewardF
     `err.result` set.
     """
     torch.manual_seed(config.seed)
-    progress = progress or NullProgress()
     frozen = frozen_reference(policy, config.adapter)
     value_head = value_head_for(policy)
     params = [p for p in policy.model.parameters() if p.requires_grad]
@@ -266,61 +262,44 @@ def train_ppo(policy: LoadedModel, prompts: list[list[dict]], reward_fn: RewardF
     params += list(value_head.parameters())
     optimizer = torch.optim.AdamW(params, lr=config.lr)
     ptx_texts = list(pretrain_texts or [])
-    result = TrainResult(method="ppo", steps=0)
-    n_updates = 0
-    advance = progress.task("ppo", config.steps)
     batches = prompt_batches(len(prompts), config.prompts_per_step, config.steps, config.seed)
     shuffle = torch.Generator().manual_seed(config.seed)
-    if is_eval_step(0, config.steps, eval_every) and eval_hook is not None:
-        eval_hook(0, policy)
+    n_updates = 0
 
-    for step in range(1, config.steps + 1):
-        good = trainable_state(policy.model), {k: v.clone() for k, v in value_head.state_dict().items()}
-        try:
-            gen = GenerationConfig(max_new_tokens=config.max_new_tokens, temperature=config.temperature,
-                                   seed=config.seed + step, batch_size=config.prompts_per_step)
-            batch = rollout(policy, [prompts[i] for i in batches[step - 1]], gen, frozen, value_head=value_head)
-            scores = as_scores(reward_fn(batch.prompts, batch.responses), len(batch.responses))
-            kl = sequence_kl(batch.logprobs, batch.ref_logprobs, batch.response_mask)
-            check_finite(step, reward=scores.mean().item(), kl=kl.mean().item())
-            rewards = kl_penalized_rewards(scores, batch.logprobs, batch.ref_logprobs, batch.response_mask,
-                                           config.kl_coef)
-            adv = gae(rewards, batch.values, batch.response_mask, config.gamma, config.lam)
-            if config.whiten_advantages:
-                adv = Advantages(masked_whiten(adv.advantages, batch.response_mask), adv.returns)
-            updates = []
-            for _ in range(config.ppo_epochs):
-                order = torch.randperm(len(batch.prompts), generator=shuffle)
-                for lo in range(0, len(order), config.minibatch_size):
-                    rows = order[lo : lo + config.minibatch_size]
-                    sub_adv = Advantages(adv.advantages[rows], adv.returns[rows])
-                    ptx = _ptx_batch(ptx_texts, n_updates, config.minibatch_size)
-                    updates.append(_ppo_update(policy, value_head, batch.select(rows), sub_adv, optimizer,
-                                               params, config, ptx, step))
-                    n_updates += 1
-        except TrainingDiverged as err:
-            restore_state(policy.model, good[0])
-            value_head.load_state_dict(good[1])
-            result.diverged = str(err)
-            if out_dir is not None:
-                result.checkpoint = _save(policy, value_head, Path(out_dir))
-            err.result = result
-            raise
-        result.steps = step
-        result.history.append({
-            "step": step, "loss": _mean(updates, "loss"), "policy_loss": _mean(updates, "policy_loss"),
-            "value_loss": _mean(updates, "value_loss"), "ptx_loss": _mean(updates, "ptx_loss"),
-            "kl": kl.mean().item(), "proxy": scores.mean().item(),
-            "reward": (rewards.sum(-1)).mean().item(), "clipfrac": _mean(updates, "clipfrac"),
-            "entropy": _mean(updates, "entropy"), "grad_norm": _mean(updates, "grad_norm"),
-            "updates": len(updates), "response_tokens": int(batch.response_mask.sum()),
-            "tokens": batch.n_tokens})
-        advance(1)
-        if is_eval_step(step, config.steps, eval_every) and eval_hook is not None:
-            eval_hook(step, policy)
-    if out_dir is not None:
-        result.checkpoint = _save(policy, value_head, Path(out_dir))
-    return result
+    def step_fn(step: int) -> dict:
+        nonlocal n_updates
+        gen = GenerationConfig(max_new_tokens=config.max_new_tokens, temperature=config.temperature,
+                               seed=config.seed + step, batch_size=config.prompts_per_step)
+        batch = rollout(policy, [prompts[i] for i in batches[step - 1]], gen, frozen, value_head=value_head)
+        scores = as_scores(reward_fn(batch.prompts, batch.responses), len(batch.responses))
+        kl = sequence_kl(batch.logprobs, batch.ref_logprobs, batch.response_mask)
+        check_finite(step, reward=scores.mean().item(), kl=kl.mean().item())
+        rewards = kl_penalized_rewards(scores, batch.logprobs, batch.ref_logprobs, batch.response_mask,
+                                       config.kl_coef)
+        adv = gae(rewards, batch.values, batch.response_mask, config.gamma, config.lam)
+        if config.whiten_advantages:
+            adv = Advantages(masked_whiten(adv.advantages, batch.response_mask), adv.returns)
+        updates = []
+        for _ in range(config.ppo_epochs):
+            order = torch.randperm(len(batch.prompts), generator=shuffle)
+            for lo in range(0, len(order), config.minibatch_size):
+                rows = order[lo : lo + config.minibatch_size]
+                sub_adv = Advantages(adv.advantages[rows], adv.returns[rows])
+                ptx = _ptx_batch(ptx_texts, n_updates, config.minibatch_size)
+                updates.append(_ppo_update(policy, value_head, batch.select(rows), sub_adv, optimizer,
+                                           params, config, ptx, step))
+                n_updates += 1
+        return {"loss": _mean(updates, "loss"), "policy_loss": _mean(updates, "policy_loss"),
+                "value_loss": _mean(updates, "value_loss"), "ptx_loss": _mean(updates, "ptx_loss"),
+                "kl": kl.mean().item(), "proxy": scores.mean().item(), "reward": rewards.sum(-1).mean().item(),
+                "clipfrac": _mean(updates, "clipfrac"), "entropy": _mean(updates, "entropy"),
+                "grad_norm": _mean(updates, "grad_norm"), "updates": len(updates),
+                "response_tokens": int(batch.response_mask.sum()), "tokens": batch.n_tokens}
+
+    # The value head is trained too: it is restored with the policy on divergence and saved beside it.
+    return run_training("ppo", policy, config.steps, step_fn, progress=progress, eval_hook=eval_hook,
+                        eval_every=eval_every, out_dir=out_dir, modules=[policy.model, value_head],
+                        save=lambda directory: _save(policy, value_head, directory))
 
 
 def _ptx_batch(texts: list[str], offset: int, size: int) -> list[str]:

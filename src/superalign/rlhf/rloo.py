@@ -21,25 +21,21 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from superalign.models import GenerationConfig, LoadedModel
 from superalign.models.generation import autocast_context, default_autocast
-from superalign.progress import NullProgress, Progress
+from superalign.progress import Progress
 from superalign.rlhf.common import (
     AdapterConfig,
     EvalHook,
     RewardFn,
-    TrainingDiverged,
     TrainResult,
     check_finite,
     frozen_reference,
-    restore_state,
-    save_checkpoint,
-    trainable_state,
+    run_training,
 )
 from superalign.rlhf.rollout import (
     Rollout,
     as_scores,
     entropy_from_logits,
     forward_response,
-    is_eval_step,
     prompt_batches,
     rollout,
 )
@@ -133,46 +129,27 @@ def train_rloo(policy: LoadedModel, prompts: list[list[dict]], reward_fn: Reward
     TrainingDiverged raised with `err.result` set.
     """
     torch.manual_seed(config.seed)
-    progress = progress or NullProgress()
     frozen = frozen_reference(policy, config.adapter)
     params = [p for p in policy.model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the policy has no trainable parameters: call make_trainable(lm, config.adapter) first")
     optimizer = torch.optim.AdamW(params, lr=config.lr)
-    result = TrainResult(method="rloo", steps=0)
-    advance = progress.task("rloo", config.steps)
     batches = prompt_batches(len(prompts), config.prompts_per_step, config.steps, config.seed)
-    if is_eval_step(0, config.steps, eval_every) and eval_hook is not None:
-        eval_hook(0, policy)
 
-    for step in range(1, config.steps + 1):
-        good = trainable_state(policy.model)
-        try:
-            # k copies of each prompt, grouped: rows [p*k, (p+1)*k) belong to prompt p.
-            group = [prompts[i] for i in batches[step - 1] for _ in range(config.k)]
-            gen = GenerationConfig(max_new_tokens=config.max_new_tokens, temperature=config.temperature,
-                                   seed=config.seed + step, batch_size=len(group))
-            batch = rollout(policy, group, gen, frozen)
-            scores = as_scores(reward_fn(batch.prompts, batch.responses), len(group))
-            kl = ((batch.logprobs - batch.ref_logprobs) * batch.response_mask).sum(-1)
-            check_finite(step, reward=scores.mean().item(), kl=kl.mean().item())
-            rewards = rloo_rewards(scores, batch.logprobs, batch.ref_logprobs, batch.response_mask, config.kl_coef)
-            advantages = rloo_advantages(rewards.view(-1, config.k)).reshape(-1)
-            update = _rloo_update(policy, batch, advantages, optimizer, params, config, step)
-        except TrainingDiverged as err:
-            restore_state(policy.model, good)
-            result.diverged = str(err)
-            if out_dir is not None:
-                result.checkpoint = save_checkpoint(policy, Path(out_dir))
-            err.result = result
-            raise
-        result.steps = step
-        result.history.append({"step": step, **update, "kl": kl.mean().item(), "proxy": scores.mean().item(),
-                               "reward": rewards.mean().item(), "response_tokens": int(batch.response_mask.sum()),
-                               "tokens": batch.n_tokens})
-        advance(1)
-        if is_eval_step(step, config.steps, eval_every) and eval_hook is not None:
-            eval_hook(step, policy)
-    if out_dir is not None:
-        result.checkpoint = save_checkpoint(policy, Path(out_dir))
-    return result
+    def step_fn(step: int) -> dict:
+        # k copies of each prompt, grouped: rows [p*k, (p+1)*k) belong to prompt p.
+        group = [prompts[i] for i in batches[step - 1] for _ in range(config.k)]
+        gen = GenerationConfig(max_new_tokens=config.max_new_tokens, temperature=config.temperature,
+                               seed=config.seed + step, batch_size=len(group))
+        batch = rollout(policy, group, gen, frozen)
+        scores = as_scores(reward_fn(batch.prompts, batch.responses), len(group))
+        kl = ((batch.logprobs - batch.ref_logprobs) * batch.response_mask).sum(-1)
+        check_finite(step, reward=scores.mean().item(), kl=kl.mean().item())
+        rewards = rloo_rewards(scores, batch.logprobs, batch.ref_logprobs, batch.response_mask, config.kl_coef)
+        advantages = rloo_advantages(rewards.view(-1, config.k)).reshape(-1)
+        update = _rloo_update(policy, batch, advantages, optimizer, params, config, step)
+        return {**update, "kl": kl.mean().item(), "proxy": scores.mean().item(), "reward": rewards.mean().item(),
+                "response_tokens": int(batch.response_mask.sum()), "tokens": batch.n_tokens}
+
+    return run_training("rloo", policy, config.steps, step_fn, progress=progress, eval_hook=eval_hook,
+                        eval_every=eval_every, out_dir=out_dir)

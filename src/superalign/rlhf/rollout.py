@@ -237,11 +237,6 @@ def prompt_batches(n_prompts: int, per_step: int, steps: int, seed: int) -> list
     return batches
 
 
-def is_eval_step(step: int, steps: int, eval_every: int) -> bool:
-    """The eval_hook schedule: step 0, every `eval_every` steps, and the last step (when eval_every > 0)."""
-    return eval_every > 0 and (step % eval_every == 0 or step == steps)
-
-
 def as_scores(values, n: int) -> torch.Tensor:
     """A reward function's output as a float tensor [n] (lists, numpy arrays and tensors accepted)."""
     scores = torch.as_tensor(values, dtype=torch.float32).detach().cpu().reshape(-1)

@@ -10,7 +10,6 @@ handling as every trainer (restore the state from before a non-finite step, save
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,16 +23,7 @@ from superalign.models import LoadedModel
 from superalign.models.generation import autocast_context, default_autocast, end_of_turn_id, prompt_ids
 from superalign.progress import NullProgress, Progress
 from superalign.records import Demonstration
-from superalign.rlhf.common import (
-    AdapterConfig,
-    EvalHook,
-    TrainingDiverged,
-    TrainResult,
-    check_finite,
-    restore_state,
-    save_checkpoint,
-    trainable_state,
-)
+from superalign.rlhf.common import AdapterConfig, EvalHook, TrainResult, check_finite, epoch_schedule, run_training
 
 
 class SFTConfig(BaseModel):
@@ -155,34 +145,14 @@ def train_sft(policy: LoadedModel, demos: Sequence[Demonstration], config: SFTCo
     batches = _batches(policy, encoded, config.batch_size)
     autocast = default_autocast(model, "train")
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
-    schedule = [(epoch, i) for epoch in range(config.epochs)
-                for i in random.Random(config.seed * 1_000_003 + epoch).sample(range(len(batches)), len(batches))]
-    result = TrainResult(method="sft", steps=0)
-    advance = progress.task("sft", len(schedule))
-    if eval_hook is not None:
-        eval_hook(0, policy)
-    for step, (epoch, i) in enumerate(schedule, 1):
-        good = trainable_state(model)
-        try:
-            row = _sft_step(policy, batches[i], optimizer, params, config, autocast, step)
-        except TrainingDiverged as err:
-            restore_state(model, good)
-            optimizer.zero_grad(set_to_none=True)
-            result.diverged = str(err)
-            if out_dir is not None:
-                result.checkpoint = save_checkpoint(policy, Path(out_dir))
-            err.result = result
-            raise
-        result.history.append({**row, "epoch": epoch})
-        result.steps = step
-        advance(1)
-        if eval_hook is not None and eval_every > 0 and step % eval_every == 0 and step < len(schedule):
-            eval_hook(step, policy)
-    if eval_hook is not None:
-        eval_hook(result.steps, policy)
-    if out_dir is not None:
-        result.checkpoint = save_checkpoint(policy, Path(out_dir))
-    return result
+    schedule = epoch_schedule(len(batches), config.epochs, config.seed)
+
+    def step_fn(step: int) -> dict:
+        epoch, i = schedule[step - 1]
+        return {**_sft_step(policy, batches[i], optimizer, params, config, autocast, step), "epoch": epoch}
+
+    return run_training("sft", policy, len(schedule), step_fn, progress=progress, eval_hook=eval_hook,
+                        eval_every=eval_every, out_dir=out_dir)
 
 
 __all__ = ["DemoBatch", "SFTConfig", "collate_demos", "encode_demos", "sft_loss", "train_sft"]
