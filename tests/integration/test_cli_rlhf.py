@@ -23,7 +23,7 @@ def test_dpo_from_a_preference_file(tmp_path):
     assert proc.returncode == 0, proc.stderr
     (run_dir,) = (tmp_path / "runs").iterdir()
     metrics = _metrics(run_dir)
-    assert "dpo.gold_gain" in metrics and "reward_model.gold_agreement" in metrics
+    assert "dpo.gold_gain" in metrics and "reward_model.test_accuracy" in metrics
     assert "sft.gold" not in metrics  # only the asked-for method ran
     config = json.loads((run_dir / "config.json").read_text())["config"]
     assert config["train"]["preferences_file"] == str(path.resolve())

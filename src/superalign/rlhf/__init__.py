@@ -102,8 +102,7 @@ def split_tasks(world, heldout_types: list[str], config: Config) -> dict[str, li
     unknown = sorted(set(heldout_types) - _constraint_types())
     if unknown:
         raise ValueError(f"heldout_types: unknown constraint types {unknown}")
-    held = set(heldout_types)
-    train = [t for t in world.tasks("instruction", None, split="train") if not held & set(t.category.split("+"))]
+    train = [t for t in world.tasks("instruction", None, split="train") if not is_heldout(t, heldout_types)]
     test = world.tasks("instruction", None, split="test")[: config.eval.n_instruction]
     curve = world.tasks("instruction", None, split="validation")[: config.eval.n_curve]
     return {"train": train, "test": test, "curve": curve,
@@ -116,8 +115,9 @@ def _constraint_types() -> set[str]:
     return set(CONSTRAINTS)
 
 
-def is_heldout(task, heldout_types: list[str]) -> bool:
-    return bool(set(heldout_types) & set(task.category.split("+")))
+def is_heldout(item, heldout_types: list[str]) -> bool:
+    """Whether a task (or an evaluation of one) asks for at least one held-out constraint type."""
+    return bool(set(heldout_types) & set(item.category.split("+")))
 
 
 # --- evaluation ---------------------------------------------------------------------------------------
@@ -140,7 +140,7 @@ def policy_metrics(name: str, evals: list[Evaluation], start: list[Evaluation], 
         wins = [1.0 if g > g0 else 0.5 if g == g0 else 0.0 for g, g0 in zip(gold, gold0)]
         out.append(metric("gold_gain", paired_bootstrap_diff(gold, gold0, n_boot=n_boot, seed=seed), rate=False))
         out.append(metric("win_rate", bootstrap_ci(wins, n_boot=n_boot, seed=seed)))
-    held = [e for e in ins if set(heldout_types) & set(e.category.split("+"))]
+    held = [e for e in ins if is_heldout(e, heldout_types)]
     for mode in ("strict", "loose") if held else ():
         held_types = [{k: v for k, v in e.details[mode].items() if k in heldout_types} for e in held]
         out.append(metric(f"heldout.prompt_{mode}", bootstrap_ci([all(e.details[mode].values()) for e in held],
@@ -182,12 +182,13 @@ def _proxy_metric(name: str, rm, evals: list[Evaluation], model: str, config: Co
 
 def _reward_model_metrics(rm, splits, feedback_tasks, feedback_responses, evaluator,
                           config: Config, model: str) -> list[Metric]:
+    from superalign.rlhf.feedback import usable
     from superalign.rlhf.reward_model import gold_agreement
     from superalign.stats import bootstrap_ci
 
     out = []
-    for split_name, prefs in (("validation", splits.validation), ("test", splits.test)):
-        if not prefs:
+    for split_name, prefs in (("validation", usable(splits.validation)), ("test", usable(splits.test))):
+        if not prefs:  # ties say nothing about which response the reward model should rank higher
             continue
         chosen = rm.score([p.prompt for p in prefs], [p.chosen for p in prefs])
         rejected = rm.score([p.prompt for p in prefs], [p.rejected for p in prefs])
@@ -195,9 +196,15 @@ def _reward_model_metrics(rm, splits, feedback_tasks, feedback_responses, evalua
         ci = bootstrap_ci(correct, n_boot=config.eval.n_boot, seed=config.seed)
         out.append(Metric(stage=STAGE, name=f"reward_model.{split_name}_accuracy", value=ci.value, ci_low=ci.low,
                           ci_high=ci.high, n=ci.n, model=model))
-    agreement = gold_agreement(rm, feedback_tasks, feedback_responses, evaluator)
-    out.append(Metric(stage=STAGE, name="reward_model.gold_agreement", value=float(agreement), model=model,
-                      meta={"what": "pairwise agreement with gold on feedback samples whose gold differs"}))
+    # Agreement with gold on the held-out (test-split) prompts' samples only: on training prompts it would
+    # measure memorization, not the proxy the policies are optimized against.
+    test_ids = {p.task_id for p in splits.test}
+    held = [(t, r) for t, r in zip(feedback_tasks, feedback_responses) if t.id in test_ids]
+    agreement = gold_agreement(rm, [t for t, _ in held], [r for _, r in held], evaluator) if held else math.nan
+    if math.isfinite(agreement):  # NaN: no held-out pair differs in gold
+        out.append(Metric(stage=STAGE, name="reward_model.gold_agreement", value=float(agreement), model=model,
+                          n=len(held), meta={"what": "pairwise agreement with gold on held-out prompts' samples "
+                                                     "whose gold differs"}))
     return out
 
 
