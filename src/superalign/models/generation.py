@@ -276,8 +276,13 @@ def completion_batch(lm: LoadedModel, prompts: list[list[dict]], completions: li
         p = prompt_ids(lm, messages)
         c = lm.tokenizer(completion, add_special_tokens=False)["input_ids"]
         rows.append((p, c + [eot] if add_end_of_turn else c))
+    return right_pad_completions(rows, _pad_id(lm))
+
+
+def right_pad_completions(rows: list[tuple[list[int], list[int]]], pad_id: int) -> CompletionBatch:
+    """(prompt ids, completion ids) rows -> a right-padded batch whose completion_mask marks the completion."""
     width = max(len(p) + len(c) for p, c in rows)
-    ids = torch.full((len(rows), width), _pad_id(lm), dtype=torch.long)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     cmask = torch.zeros((len(rows), width), dtype=torch.long)
     for r, (p, c) in enumerate(rows):

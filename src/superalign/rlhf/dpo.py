@@ -38,6 +38,7 @@ from superalign.models.generation import (
     end_of_turn_id,
     eval_mode,
     prompt_ids,
+    right_pad_completions,
 )
 from superalign.progress import NullProgress, Progress
 from superalign.records import Preference
@@ -173,15 +174,9 @@ class PairBatch:
 def collate_pairs(pairs: Sequence[EncodedPair], pad_id: int) -> PairBatch:
     """One tensor batch for a single forward: rows [0, b) are prompt+chosen, rows [b, 2b) prompt+rejected."""
     rows = [(p.prompt, p.chosen) for p in pairs] + [(p.prompt, p.rejected) for p in pairs]
-    width = max(len(p) + len(c) for p, c in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    cmask = torch.zeros((len(rows), width), dtype=torch.long)
-    for r, (p, c) in enumerate(rows):
-        ids[r, : len(p) + len(c)] = torch.tensor(p + c, dtype=torch.long)
-        mask[r, : len(p) + len(c)] = 1
-        cmask[r, len(p) : len(p) + len(c)] = 1
-    return PairBatch(input_ids=ids, attention_mask=mask, completion_mask=cmask)
+    batch = right_pad_completions(rows, pad_id)
+    return PairBatch(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                     completion_mask=batch.completion_mask)
 
 
 def length_buckets(lengths: Sequence[int], batch_size: int) -> list[list[int]]:

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
 from superalign.models import LoadedModel
-from superalign.models.generation import autocast_context, default_autocast, end_of_turn_id, prompt_ids
+from superalign.models.generation import (autocast_context, default_autocast, end_of_turn_id, prompt_ids,
+                                          right_pad_completions)
 from superalign.progress import NullProgress, Progress
 from superalign.records import Demonstration
 from superalign.rlhf.common import AdapterConfig, EvalHook, TrainResult, check_finite, epoch_schedule, run_training
@@ -76,15 +77,9 @@ def encode_demos(lm: LoadedModel, demos: Sequence[Demonstration], max_length: in
 
 
 def collate_demos(rows: Sequence[tuple[list[int], list[int]]], pad_id: int) -> DemoBatch:
-    width = max(len(p) + len(c) for p, c in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    cmask = torch.zeros((len(rows), width), dtype=torch.long)
-    for r, (p, c) in enumerate(rows):
-        ids[r, : len(p) + len(c)] = torch.tensor(p + c, dtype=torch.long)
-        mask[r, : len(p) + len(c)] = 1
-        cmask[r, len(p) : len(p) + len(c)] = 1
-    return DemoBatch(input_ids=ids, attention_mask=mask, completion_mask=cmask)
+    batch = right_pad_completions(list(rows), pad_id)
+    return DemoBatch(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                     completion_mask=batch.completion_mask)
 
 
 def _batches(lm: LoadedModel, encoded: list[tuple[list[int], list[int]]], batch_size: int) -> list[DemoBatch]:
