@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -34,28 +33,10 @@ import time
 from pathlib import Path
 
 import torch
+from hardware import matmul_gflops, peak_rss_mb
 
 RESULTS = Path(__file__).parent / "results" / "dpo.json"
 LORA = dict(r=16, alpha=32, dropout=0.0, target_modules="all-linear")
-
-
-def bf16_matmul_peak(n: int = 2048, repeats: int = 5) -> dict:
-    """Measured bf16 and fp32 matmul rate (GFLOP/s, best of `repeats`) on an n x n x n product."""
-    out = {}
-    for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
-        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-        torch.matmul(a, b)  # warm-up
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            torch.matmul(a, b)
-            best = min(best, time.perf_counter() - start)
-        out[f"{name}_gflops"] = 2 * n**3 / best / 1e9
-    return out
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -214,7 +195,7 @@ def main() -> None:
     if args.quick:
         args.steps = 1
     load_before = os.getloadavg()[0]
-    peak = bf16_matmul_peak()
+    peak = {f"{name}_gflops": matmul_gflops(dtype) for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32))}
     start = time.perf_counter()
     prefs = build_pairs(args.model, args.pairs, args.max_new_tokens, synthetic=args.quick)
     sampling_seconds = time.perf_counter() - start

@@ -19,16 +19,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from hardware import matmul_gflops, peak_rss_mb
 
 from superalign.models import GenerationConfig, generate_ids, load
 from superalign.models.generation import end_of_turn_id, left_pad, prompt_ids
-from superalign.rlhf.common import AdapterConfig, make_trainable
+from superalign.rlhf.common import make_trainable
 from superalign.rlhf.ppo import PPOConfig, train_ppo
 from superalign.rlhf.rloo import RLOOConfig, train_rloo
 from superalign.world import World
@@ -38,11 +38,6 @@ RESULTS = Path(__file__).parent / "results" / "ppo.json"
 
 
 # --- measurement helpers ---------------------------------------------------------------------------
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (MB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def reset_peak_rss() -> bool:
@@ -59,18 +54,6 @@ def phase_peak_mb() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return peak_rss_mb()
-
-
-def bf16_matmul_gflops(n: int = 2048, repeats: int = 3) -> float:
-    a = torch.randn(n, n, dtype=torch.bfloat16)
-    b = torch.randn(n, n, dtype=torch.bfloat16)
-    torch.matmul(a, b)  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.matmul(a, b)
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best / 1e9
 
 
 class StepTimes:
@@ -285,7 +268,7 @@ def main() -> None:
     torch.manual_seed(0)
 
     results: dict = {"model": MODEL, "threads": torch.get_num_threads(), "new_tokens": new_tokens}
-    results["bf16_matmul_gflops"] = peak = bf16_matmul_gflops()
+    results["bf16_matmul_gflops"] = peak = matmul_gflops(torch.bfloat16, repeats=3)
     print(f"bf16 matmul: {peak:.0f} GFLOP/s", flush=True)
 
     tasks, prompts = instruction_prompts(16)

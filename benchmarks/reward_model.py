@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -27,16 +26,13 @@ import time
 from pathlib import Path
 
 import torch
+from hardware import matmul_gflops, peak_rss_mb
 
 MODEL = "smollm2-135m-instruct"
 PAIRS_PER_STEP = 8  # TRL's default per_device_train_batch_size
 RESULTS = Path(__file__).resolve().parent / "results" / "reward_model.json"
 FILLER = ("The answer is short and clear . It follows every rule of the prompt and says nothing more than "
           "it needs to , in plain words that anyone can read quickly .").split()
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 def make_pairs(n: int):
@@ -53,19 +49,6 @@ def make_pairs(n: int):
         pairs.append(Preference(task_id=task.id, prompt=task.messages, chosen=chosen, rejected=rejected,
                                 labeler="bench"))
     return pairs
-
-
-def bf16_matmul_peak(size: int = 2048, repeats: int = 5) -> float:
-    """Measured bf16 matmul rate of this machine in FLOP/s (best of `repeats`)."""
-    a = torch.randn(size, size, dtype=torch.bfloat16)
-    b = torch.randn(size, size, dtype=torch.bfloat16)
-    torch.matmul(a, b)  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.matmul(a, b)
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
 
 
 def _non_embedding_params(model: torch.nn.Module) -> int:
@@ -110,7 +93,7 @@ def worker_ours(train: str, n_pairs: int, steps: int) -> dict:
             losses.append(out.loss.item())
     return {"seconds_per_step": sum(times) / len(times), "tokens_per_step": sum(tokens) / len(tokens),
             "tokens_per_s": sum(tokens) / sum(times), "losses": losses,
-            "n_params": _non_embedding_params(rm.backbone), "full": train == "full", "peak_rss_mb": _rss_mb()}
+            "n_params": _non_embedding_params(rm.backbone), "full": train == "full", "peak_rss_mb": peak_rss_mb()}
 
 
 def worker_trl(n_pairs: int, steps: int) -> dict:
@@ -164,7 +147,7 @@ def worker_trl(n_pairs: int, steps: int) -> dict:
     tokens = seen_tokens[1:steps + 1]
     return {"seconds_per_step": sum(times) / len(times), "tokens_per_step": sum(tokens) / len(tokens),
             "tokens_per_s": sum(tokens) / sum(times), "losses": clock.losses[1:],
-            "n_params": _non_embedding_params(model.model), "full": True, "peak_rss_mb": _rss_mb(),
+            "n_params": _non_embedding_params(model.model), "full": True, "peak_rss_mb": peak_rss_mb(),
             "config": {"per_device_train_batch_size": args.per_device_train_batch_size,
                        "gradient_checkpointing": args.gradient_checkpointing, "bf16": args.bf16,
                        "learning_rate": args.learning_rate}}
@@ -195,12 +178,12 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    peak = bf16_matmul_peak()
+    peak = matmul_gflops(torch.bfloat16) * 1e9
     rows = {}
     for name in ("trl", "ours_full", "ours_lora"):
         rows[name] = _run_worker(name, args.pairs, steps)
         print(f"{name}: {rows[name]['seconds_per_step']:.2f} s/step", flush=True)
-    peak = max(peak, bf16_matmul_peak())  # measured before and after: on a shared machine, the better one
+    peak = max(peak, matmul_gflops(torch.bfloat16) * 1e9)  # measured before and after: on a shared machine, the better one
     trl_rate = rows["trl"]["tokens_per_s"]
     print(f"\nbf16 matmul peak: {peak / 1e9:.0f} GFLOP/s; {PAIRS_PER_STEP} pairs/step; "
           f"threads {torch.get_num_threads()}; load average {os.getloadavg()[0]:.1f}")
