@@ -97,6 +97,14 @@ def frozen_reference(lm: LoadedModel, config: AdapterConfig) -> torch.nn.Module 
     return ref
 
 
+def trainable_params(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """The parameters an optimizer should update; a clear error when there are none."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the policy has no trainable parameters: wrap it with make_trainable(lm, config.adapter)")
+    return params
+
+
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A detached copy of the trainable parameters: the 'last good state' to restore on divergence."""
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}

@@ -51,6 +51,7 @@ from superalign.rlhf.common import (
     frozen_reference,
     reference_policy,
     run_training,
+    trainable_params,
 )
 
 
@@ -305,9 +306,7 @@ def train_dpo(policy: LoadedModel, prefs: Sequence[Preference], config: DPOConfi
     progress = progress or NullProgress()
     torch.manual_seed(config.seed)
     model = policy.model
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("the policy has no trainable parameters: wrap it with make_trainable(lm, config.adapter)")
+    params = trainable_params(model)
     encoded = encode_pairs(policy, prefs, config.max_length)
     if not encoded.pairs:
         raise ValueError(f"no preference pairs to train on: {len(prefs)} given, skipped {encoded.skipped or 'none'}")

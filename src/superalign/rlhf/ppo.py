@@ -37,6 +37,7 @@ from superalign.rlhf.common import (
     frozen_reference,
     run_training,
     save_checkpoint,
+    trainable_params,
 )
 from superalign.rlhf.rollout import (
     Rollout,
@@ -256,9 +257,7 @@ def train_ppo(policy: LoadedModel, prompts: list[list[dict]], reward_fn: RewardF
     torch.manual_seed(config.seed)
     frozen = frozen_reference(policy, config.adapter)
     value_head = value_head_for(policy)
-    params = [p for p in policy.model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("the policy has no trainable parameters: call make_trainable(lm, config.adapter) first")
+    params = trainable_params(policy.model)
     params += list(value_head.parameters())
     optimizer = torch.optim.AdamW(params, lr=config.lr)
     ptx_texts = list(pretrain_texts or [])

@@ -30,6 +30,7 @@ from superalign.rlhf.common import (
     check_finite,
     frozen_reference,
     run_training,
+    trainable_params,
 )
 from superalign.rlhf.rollout import (
     Rollout,
@@ -130,9 +131,7 @@ def train_rloo(policy: LoadedModel, prompts: list[list[dict]], reward_fn: Reward
     """
     torch.manual_seed(config.seed)
     frozen = frozen_reference(policy, config.adapter)
-    params = [p for p in policy.model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("the policy has no trainable parameters: call make_trainable(lm, config.adapter) first")
+    params = trainable_params(policy.model)
     optimizer = torch.optim.AdamW(params, lr=config.lr)
     batches = prompt_batches(len(prompts), config.prompts_per_step, config.steps, config.seed)
 

@@ -24,7 +24,8 @@ from superalign.models.generation import (autocast_context, default_autocast, en
                                           right_pad_completions)
 from superalign.progress import NullProgress, Progress
 from superalign.records import Demonstration
-from superalign.rlhf.common import AdapterConfig, EvalHook, TrainResult, check_finite, epoch_schedule, run_training
+from superalign.rlhf.common import (AdapterConfig, EvalHook, TrainResult, check_finite, epoch_schedule, run_training,
+                                    trainable_params)
 
 
 class SFTConfig(BaseModel):
@@ -130,9 +131,7 @@ def train_sft(policy: LoadedModel, demos: Sequence[Demonstration], config: SFTCo
     progress = progress or NullProgress()
     torch.manual_seed(config.seed)
     model = policy.model
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("the policy has no trainable parameters: wrap it with make_trainable(lm, config.adapter)")
+    params = trainable_params(model)
     encoded = encode_demos(policy, demos, config.max_length)
     if not encoded:
         raise ValueError(f"no demonstrations to train on: {len(demos)} given"
