@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 PROFILE ?= quick
 MODEL  ?= smollm2-135m-instruct
 
-.PHONY: setup run test test-unit test-integration test-real bench clean
+.PHONY: setup run test test-unit test-integration test-real test-studio bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ test-integration: setup
 
 test-real: setup
 	$(BIN)/python -m pytest tests/real -q
+
+# the feedback studio: unit, API, load (SUPERALIGN_STUDIO_LOAD_SECONDS, default 60) and browser tests
+test-studio: setup
+	$(BIN)/python -m pytest tests -q -k studio
 
 bench: setup
 	$(BIN)/pip install --quiet -e ".[bench]"

@@ -172,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split", default="test", choices=["train", "validation", "test"])
     p.set_defaults(func=cmd_world)
+
+    from superalign.studio.cli import register as register_studio  # light: web imports happen in its commands
+
+    register_studio(sub)
     return parser
 
 
@@ -184,6 +188,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         from superalign.models.sources import ModelNotPulled, PullError
 
         errors += [ModelNotPulled, PullError]
+    if "superalign.studio" in sys.modules:
+        from superalign.studio import StudioError
+
+        errors.append(StudioError)
     if "superalign.rlhf.feedback" in sys.modules:
         from superalign.rlhf.feedback import FeedbackDataError
         from superalign.rlhf.reward_model import TokenizerMismatch

@@ -63,6 +63,28 @@ class Judgement(Record):
     meta: dict[str, Any] = Field(default_factory=dict)
 
 
+class Flaw(Record):
+    """One flaw a labeler marked in a response: a character span, a category, a severity, a comment.
+
+    ``start``/``end`` index the response text (Python slicing: ``response[start:end] == quote``). A
+    labeler who finds nothing writes no Flaw; the studio exports a :class:`Judgement` per labelled
+    response ("flawed" / "no_flaw"), so flaws found per response are countable either way.
+    """
+
+    type: Literal["flaw"] = "flaw"
+    item_id: str
+    task_id: str
+    labeler: str  # e.g. "human:alice"
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    quote: str  # the marked text, response[start:end]
+    category: str  # e.g. "factual error", "instruction not followed"
+    severity: str  # e.g. "minor", "major", "critical"
+    comment: str = ""
+    assisted: str | None = None  # "critique", "debate"... when the labeler had help
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
 class Evaluation(Record):
     """One response scored by the world's ground-truth evaluator."""
 
@@ -113,7 +135,7 @@ class OptimizationPoint(Record):
     meta: dict[str, Any] = Field(default_factory=dict)
 
 
-AnyRecord = Annotated[Union[Preference, Demonstration, Judgement, Evaluation, Metric, OptimizationPoint],
+AnyRecord = Annotated[Union[Preference, Demonstration, Judgement, Flaw, Evaluation, Metric, OptimizationPoint],
                       Field(discriminator="type")]
 _ANY = TypeAdapter(AnyRecord)
 R = TypeVar("R", bound=Record)
