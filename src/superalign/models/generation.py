@@ -8,6 +8,7 @@ matter how prompts are batched or ordered (up to floating-point differences from
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -166,6 +167,15 @@ def _next_tokens(logits: torch.Tensor, config: GenerationConfig,
 # Generation
 
 
+def _last_logits_only(model: torch.nn.Module) -> dict:
+    """``{"logits_to_keep": 1}`` when the model's forward takes it (HF causal LMs do), else nothing.
+
+    A PEFT wrapper passes keyword arguments through to the model it wraps, so that model is asked.
+    """
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(inner.forward).parameters else {}
+
+
 @torch.no_grad()
 def _generate_batch(lm: LoadedModel, sequences: list[list[int]], seeds: list[int],
                     config: GenerationConfig, autocast: bool) -> list[list[int]]:
@@ -181,8 +191,10 @@ def _generate_batch(lm: LoadedModel, sequences: list[list[int]], seeds: list[int
     past, step_ids, step_pos = None, batch["input_ids"], positions
     with eval_mode(model), autocast_context(model, autocast):
         for _ in range(config.max_new_tokens):
+            # Only the last position's logits are needed: at prefill the others would cost
+            # batch x prompt x vocab x hidden FLOPs for nothing (about 20% of a 16-row prefill on SmolLM2).
             out = model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos,
-                        past_key_values=past, use_cache=True)
+                        past_key_values=past, use_cache=True, **_last_logits_only(model))
             past = out.past_key_values
             token = _next_tokens(out.logits[:, -1, :], config, generators)  # [batch]
             token = torch.where(finished, torch.full_like(token, _pad_id(lm)), token)
