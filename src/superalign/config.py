@@ -61,9 +61,9 @@ PROFILES: dict[str, dict[str, Any]] = {
             "methods": ["best_of_n", "sft", "dpo", "ppo", "rloo"],
             "feedback": {"n_prompts": 12, "max_new_tokens": 16},
             "reward_model": {"backbone": "tiny-encoder", "epochs": 1},
-            "best_of_n": {"n_max": 4, "ns": [1, 2, 3, 4], "max_new_tokens": 16},
+            "best_of_n": {"n_max": 4, "ns": [1, 2, 3, 4], "max_new_tokens": 16, "n_prompts": 4},
             "sft": {"epochs": 1},
-            "dpo": {"epochs": 1},
+            "dpo": {"epochs": 1, "pairs": "best_vs_worst"},
             "ppo": {"steps": 2, "prompts_per_step": 2, "max_new_tokens": 12},
             "rloo": {"steps": 2, "prompts_per_step": 2, "k": 2, "max_new_tokens": 12},
             "eval": {"n_instruction": 6, "n_fact": 4, "max_new_tokens": 16, "fact_max_new_tokens": 8,
@@ -75,12 +75,18 @@ PROFILES: dict[str, dict[str, Any]] = {
         "baseline": {"n_instruction": 60, "n_fact": 120, "n_policy": 50, "max_new_tokens": 192},
         "train": {
             "methods": ["best_of_n", "dpo", "rloo"],
-            "feedback": {"n_prompts": 64, "samples_per_prompt": 4, "max_new_tokens": 96, "batch_size": 16},
-            "reward_model": {"backbone": "minilm-l6", "epochs": 2, "max_length": 256},
-            "best_of_n": {"n_max": 4, "ns": [1, 2, 3, 4], "max_new_tokens": 96},
-            "dpo": {"epochs": 1, "lr": 5e-4, "beta": 0.1, "batch_size": 8},
+            # Measured (README, "train stage"): at temperature 1 the samples were worse than greedy and 2 of
+            # 3 comparisons were ties; at 0.7 over 128 prompts the MiniLM reward model reached 0.67 held-out
+            # accuracy and DPO on each prompt's best-vs-worst pair raised held-out gold.
+            "feedback": {"n_prompts": 128, "samples_per_prompt": 4, "temperature": 0.7, "max_new_tokens": 96,
+                         "batch_size": 16},
+            "reward_model": {"backbone": "minilm-l6", "epochs": 3, "max_length": 256},
+            "best_of_n": {"n_max": 4, "ns": [1, 2, 3, 4], "temperature": 0.7, "max_new_tokens": 96,
+                          "n_prompts": 32},
+            "dpo": {"epochs": 3, "pairs": "best_vs_worst", "lr": 5e-4, "beta": 0.1, "batch_size": 8},
             "rloo": {"steps": 10, "prompts_per_step": 4, "k": 4, "lr": 5e-4, "max_new_tokens": 64},
-            "eval": {"n_instruction": 32, "n_fact": 24, "max_new_tokens": 128, "eval_every": 2, "n_curve": 12},
+            # 96 paired prompts: with 32 the gain's interval was about ±0.09 wide, larger than the effects.
+            "eval": {"n_instruction": 96, "n_fact": 24, "max_new_tokens": 128, "eval_every": 2, "n_curve": 12},
         },
     },
     "full": {

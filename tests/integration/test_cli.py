@@ -107,5 +107,8 @@ def test_smoke_run_trains_every_method_and_reports_it(smoke_run):
     assert {"preference", "evaluation", "optimization_point"} <= kinds
     methods = {rec["method"] for rec in lines if rec["type"] == "optimization_point"}
     assert methods == {"best_of_n", "ppo", "rloo"}
+    # best-of-n runs on its own subset of the held-out prompts (best_of_n.n_prompts=4 of 6 in smoke)
+    bon = [rec for rec in lines if rec["type"] == "evaluation" and rec["model"].endswith("+best_of_4")]
+    assert len(bon) == 4
     html = (run_dir / "report.html").read_text()
     assert "Over-optimization" in html and "Policies: before and after" in html

@@ -8,6 +8,7 @@ from superalign.rlhf.feedback import (
     FeedbackConfig,
     FeedbackDataError,
     LabelerSettings,
+    best_vs_worst,
     collect_preferences,
     load_preferences,
     sample_responses,
@@ -107,3 +108,23 @@ def test_load_all_identical_pairs(tmp_path):
     path = write_jsonl(tmp_path / "ties.jsonl", [_pref("a", "x", "x"), _pref("b", "y", "y")])
     with pytest.raises(FeedbackDataError, match="chosen == rejected"):
         load_preferences(path)
+
+
+def _cmp(task, chosen, rejected, tie=False):
+    return Preference(task_id=task, prompt=[{"role": "user", "content": task}], chosen=chosen,
+                      rejected=rejected, labeler="sim", tie=tie)
+
+
+def test_best_vs_worst_takes_the_round_robin_winner_and_loser():
+    prefs = [_cmp("t", "a", "b"), _cmp("t", "a", "c"), _cmp("t", "b", "c", tie=True),  # a 2, b 0.5, c 0.5
+             _cmp("u", "x", "y"), _cmp("u", "z", "x"), _cmp("u", "z", "y")]  # z 2, x 1, y 0
+    pairs = {p.task_id: p for p in best_vs_worst(prefs)}
+    assert (pairs["t"].chosen, pairs["t"].rejected) == ("a", "b")  # b and c tie at the bottom: first seen
+    assert (pairs["u"].chosen, pairs["u"].rejected) == ("z", "y")
+    assert pairs["u"].meta["wins"] == [2.0, 0.0] and not pairs["u"].tie
+
+
+def test_best_vs_worst_skips_prompts_without_a_preference():
+    prefs = [_cmp("t", "a", "b", tie=True), _cmp("s", "a", "a"),  # all tied; identical responses
+             _cmp("c", "p", "q"), _cmp("c", "q", "r"), _cmp("c", "r", "p")]  # a cycle: everyone wins once
+    assert best_vs_worst(prefs) == []

@@ -47,6 +47,8 @@ class BestOfNConfig(BaseModel):
     ns: list[int] = Field(default_factory=lambda: [1, 2, 4, 8], description="n values of the over-optimization curve")
     temperature: float = Field(1.0, gt=0)
     max_new_tokens: int = Field(128, ge=1)
+    n_prompts: int | None = Field(None, ge=1, description="held-out prompts it runs on (the first of the "
+                                  "evaluation's; None: all): n_max samples each make it the costliest evaluation")
 
 
 class EvalConfig(BaseModel):
@@ -295,14 +297,15 @@ def _best_of_n(base, rm, tasks: dict, evaluator, config: Config, progress: Progr
     from superalign.rlhf.best_of_n import best_of_n_curve, select_best
 
     bon = config.best_of_n
-    samples = _sample(base, tasks["test"], bon.n_max, bon.temperature, bon.max_new_tokens, config.eval.batch_size,
+    prompts = tasks["test"][: bon.n_prompts]  # gains stay paired: policy_metrics matches tasks by id
+    samples = _sample(base, prompts, bon.n_max, bon.temperature, bon.max_new_tokens, config.eval.batch_size,
                       config.seed, progress, f"train: best-of-{bon.n_max} samples")
     proxy = np.array([np.asarray(rm.score([t.messages] * len(s), s), dtype=float)
-                      for t, s in zip(tasks["test"], samples)])  # [P, N]
-    gold = np.array([[evaluator.score(t, r).gold for r in s] for t, s in zip(tasks["test"], samples)])  # [P, N]
+                      for t, s in zip(prompts, samples)])  # [P, N]
+    gold = np.array([[evaluator.score(t, r).gold for r in s] for t, s in zip(prompts, samples)])  # [P, N]
     points = best_of_n_curve(proxy, gold, [n for n in bon.ns if n <= bon.n_max])
     chosen = select_best(samples, list(proxy))
-    evals = score_responses(tasks["test"], chosen, evaluator, stage=STAGE, label=f"{base.name}+best_of_{bon.n_max}")
+    evals = score_responses(prompts, chosen, evaluator, stage=STAGE, label=f"{base.name}+best_of_{bon.n_max}")
     return evals, points
 
 

@@ -163,6 +163,38 @@ def usable(prefs: Sequence[Preference]) -> list[Preference]:
     return [p for p in prefs if not p.tie and p.chosen != p.rejected]
 
 
+def best_vs_worst(prefs: Sequence[Preference]) -> list[Preference]:
+    """One pair per prompt: the response that won most of its comparisons against the one that won fewest.
+
+    Wins are counted per response text over every comparison of the prompt (a tie is half a win for
+    each), a round-robin (Copeland) score; prompts whose responses all score the same give no pair. The
+    widest-margin pair of each prompt is the cleanest signal for DPO when the responses come from one
+    policy and most of its comparisons are near-ties (measured in the quick profile, see the README).
+    """
+    by_task: dict[str, list[Preference]] = {}
+    for p in prefs:
+        by_task.setdefault(p.task_id, []).append(p)
+    out = []
+    for task_id, group in by_task.items():
+        wins: dict[str, float] = {}
+        for p in group:
+            if p.chosen == p.rejected:
+                continue
+            wins[p.chosen] = wins.get(p.chosen, 0.0) + (0.5 if p.tie else 1.0)
+            wins[p.rejected] = wins.get(p.rejected, 0.0) + (0.5 if p.tie else 0.0)
+        if len(wins) < 2:
+            continue
+        ranked = sorted(wins, key=lambda r: wins[r])  # stable: first-seen order breaks equal scores
+        worst, best = ranked[0], ranked[-1]
+        if wins[best] == wins[worst]:
+            continue
+        first = group[0]
+        out.append(Preference(task_id=task_id, prompt=first.prompt, chosen=best, rejected=worst,
+                              labeler=first.labeler, meta={**first.meta, "derived": "best_vs_worst",
+                                                           "wins": [wins[best], wins[worst]]}))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------
 # Splitting
 
