@@ -149,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="recompute even if finished")
     p.set_defaults(func=cmd_rlhf)
 
+    from superalign.weak_to_strong.cli import register as register_w2s  # light: the work is imported in the command
+
+    register_w2s(sub)
+
     p = sub.add_parser("config", help="print the resolved config (profile + file + overrides) as YAML")
     _add_config_args(p)
     p.set_defaults(func=cmd_config)
@@ -192,6 +196,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         from superalign.studio import StudioError
 
         errors.append(StudioError)
+    if "superalign.weak_to_strong.data" in sys.modules:
+        from superalign.weak_to_strong.data import W2SDataError
+
+        errors.append(W2SDataError)
     if "superalign.rlhf.feedback" in sys.modules:
         from superalign.rlhf.feedback import FeedbackDataError
         from superalign.rlhf.reward_model import TokenizerMismatch

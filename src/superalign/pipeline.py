@@ -41,8 +41,19 @@ def _run_train(config: PipelineConfig, run, progress: Progress) -> dict:
     return {"model": result.model, "metrics": result.summary(), "notes": result.notes}
 
 
+def _run_generalize(config: PipelineConfig, run, progress: Progress) -> dict:
+    from superalign import weak_to_strong
+    from superalign.models.sources import home
+
+    # Frozen features are cached across runs (keyed by model weights and text): sweeps and reruns reuse them.
+    result = weak_to_strong.run(config.generalize, progress=progress, cache_dir=home() / "features")
+    run.replace_metrics(weak_to_strong.STAGE, result.metrics)
+    return {"model": result.model, "tasks": result.tasks, "table": result.table, "seeds": result.seeds,
+            "notes": result.notes, "seconds": round(result.seconds, 1)}
+
+
 # Stage name -> function(config, run, progress) -> results dict. Order is config.STAGES.
-STAGE_RUNNERS: dict[str, Callable] = {"baseline": _run_baseline, "train": _run_train}
+STAGE_RUNNERS: dict[str, Callable] = {"baseline": _run_baseline, "train": _run_train, "generalize": _run_generalize}
 
 
 def required_models(config: PipelineConfig) -> list[str]:
@@ -50,6 +61,8 @@ def required_models(config: PipelineConfig) -> list[str]:
     names = [config.baseline.model] if "baseline" in config.stages else []
     if "train" in config.stages:
         names += [config.train.model, config.train.reward_model.backbone]
+    if "generalize" in config.stages:
+        names += config.generalize.model_names()
     return list(dict.fromkeys(names))
 
 

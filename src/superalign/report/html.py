@@ -418,6 +418,119 @@ def overoptimization_section(points: list[OptimizationPoint], metrics: list[Metr
     return "".join(parts)
 
 
+def _w2s(m: Metric) -> dict:
+    meta = m.meta.get("w2s") if isinstance(m.meta, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
+def _pgr_cell(m: Metric | None) -> str:
+    if m is None:
+        return '<span class="muted">undefined</span>'
+    return f"{fmt(m.value)} {fmt_interval(m.ci_low, m.ci_high)}"
+
+
+def _paired_verdict(diffs: list[float], what: str) -> str:
+    """'helped' / 'hurt' / 'no significant difference' from per-seed differences (t-interval over seeds)."""
+    from superalign.stats import mean_ci_over_seeds
+
+    if len(diffs) < 2:
+        return f"{what}: {fmt(diffs[0]) if diffs else '—'} (one seed: no interval, no claim)"
+    ci = mean_ci_over_seeds(diffs)
+    verdict = "helped" if ci.low > 0 else "hurt" if ci.high < 0 else "no significant difference"
+    return f"{what}: {ci.value:+.3f} {fmt_interval(ci.low, ci.high)} — {verdict}"
+
+
+def generalize_section(metrics: list[Metric]) -> str:
+    """Weak-to-strong: the PGR table, warnings, whether each method beat naive training, and the figure.
+
+    Reads Metric records whose ``meta["w2s"]`` says what they are (``kind``: score, gap, pgr, agreement).
+    """
+    w2s = [m for m in metrics if _w2s(m)]
+    if not w2s:
+        return ""
+    keyed: dict[tuple, Metric] = {}
+    groups: dict[tuple[str, str], dict] = {}
+    for m in w2s:
+        w = _w2s(m)
+        key = (w.get("task"), m.model)
+        g = groups.setdefault(key, {"methods": [], "gaps": {}})
+        keyed[(w.get("kind"), w.get("task"), m.model, w.get("role"), w.get("metric"))] = m
+        if w.get("kind") == "score" and w.get("role") not in ("weak", "ceiling") and w["role"] not in g["methods"]:
+            g["methods"].append(w["role"])
+        if w.get("kind") == "gap":
+            g["gaps"][w.get("metric")] = w
+    n_seeds = max((m.n or 0) for m in w2s)
+    parts = ["<h3>Weak-to-strong generalization</h3>",
+             "<p>Protocol of Burns et al. (2023): the weak supervisor learns from the ground truth of one half of "
+             "the training data and labels the other half with soft labels; the strong ceiling learns from the "
+             "ground truth of that half; strong students learn from the weak labels only (early-stopped on weak "
+             "labels). <b>PGR = (student − weak) / (ceiling − weak)</b> on test accuracy and AUROC, mean over "
+             f"{n_seeds} seeds with a 95% t-interval. PGR is left undefined when the ceiling–weak gap is too small "
+             "or not established, instead of printing a meaningless ratio.</p>"]
+    rows, warnings, cautions, verdicts = [], [], [], []
+    for (task, pair), g in groups.items():
+        weak = keyed.get(("score", task, pair, "weak", "accuracy"))
+        ceiling = keyed.get(("score", task, pair, "ceiling", "accuracy"))
+        for metric, gap in g["gaps"].items():
+            if not gap.get("pgr_defined", True):
+                warnings.append(f"{task} ({pair}), {metric}: {gap.get('reason')}")
+        chance = keyed.get(("score", task, pair, "weak", "auroc"))
+        if chance is not None and _w2s(chance).get("near_chance"):
+            cautions.append(f"{task} ({pair}): {_w2s(chance)['near_chance']}")
+        for method in g["methods"]:
+            student = keyed.get(("score", task, pair, method, "accuracy"))
+            agree = keyed.get(("agreement", task, pair, method, None))
+            rows.append([esc(task), esc(pair), _pgr_cell(weak), _pgr_cell(ceiling), esc(method), _pgr_cell(student),
+                         _pgr_cell(keyed.get(("pgr", task, pair, method, "accuracy"))),
+                         _pgr_cell(keyed.get(("pgr", task, pair, method, "auroc"))),
+                         fmt(agree.value) if agree else "—"])
+            if method == "naive" or "naive" not in g["methods"]:
+                continue
+            base = keyed.get(("score", task, pair, "naive", "accuracy"))
+            if student is None or base is None:
+                continue
+            text = _paired_verdict([a - b for a, b in zip(_w2s(student)["per_seed"], _w2s(base)["per_seed"])],
+                                   f"{method} − naive test accuracy")
+            p_m = keyed.get(("pgr", task, pair, method, "accuracy"))
+            p_n = keyed.get(("pgr", task, pair, "naive", "accuracy"))
+            if p_m is not None and p_n is not None:
+                text += "; " + _paired_verdict([a - b for a, b in zip(_w2s(p_m)["per_seed"], _w2s(p_n)["per_seed"])],
+                                               "PGR difference")
+            verdicts.append(f"<li><b>{esc(task)}</b> ({esc(pair)}): {esc(text)}</li>")
+    parts.append(_table(["task", "weak → strong", "weak acc.", "ceiling acc.", "student", "student acc.",
+                         "PGR (accuracy)", "PGR (AUROC)", "agrees with weak"], rows, numeric={2, 3, 5, 6, 7, 8}))
+    if warnings:
+        items = "".join(f"<li>{esc(w)}</li>" for w in warnings)
+        parts.append(f'<div class="warn"><strong>PGR not reported</strong><ul>{items}</ul></div>')
+    if cautions:
+        items = "".join(f"<li>{esc(c)}</li>" for c in cautions)
+        parts.append(f'<div class="warn"><strong>Read with care</strong><ul>{items}</ul></div>')
+    if verdicts:
+        parts.append("<h3>Did the method beat naive training?</h3><p class=muted>Paired over seeds (same split, same "
+                     "weak labels); an interval that includes 0 is no effect.</p><ul>" + "".join(verdicts) + "</ul>")
+    panels: dict[str, list[plots.W2SPoint]] = defaultdict(list)
+    for (task, pair), g in groups.items():
+        weak = keyed.get(("score", task, pair, "weak", "accuracy"))
+        if weak is None:
+            continue
+        for role in ["ceiling", *g["methods"]]:
+            m = keyed.get(("score", task, pair, role, "accuracy"))
+            if m is not None:
+                panels[task].append(plots.W2SPoint(role, weak.value, m.value, m.ci_low, m.ci_high))
+    if panels:
+        parts.append(_figure(plots.w2s_svg(dict(panels)), "Student test accuracy against its weak supervisor's "
+                             "(Burns et al. 2023, Fig. 3). Dashed: the student only matches the supervisor (PGR = 0); "
+                             "star: the strong ceiling (PGR = 1). Bars: 95% intervals over seeds."))
+    several_pairs = len(groups) > len({t for t, _ in groups})
+    bars = [plots.Bar(f"{_w2s(m)['task']} · {_w2s(m)['role']}" + (f" · {m.model}" if several_pairs else ""),
+                      m.value, m.ci_low, m.ci_high)
+            for m in w2s if _w2s(m).get("kind") == "pgr" and _w2s(m).get("metric") == "accuracy"]
+    if bars:
+        svg = plots.interval_bars_svg(bars, "performance gap recovered (accuracy)", "PGR (95% interval over seeds)")
+        parts.append(_figure(svg, "0: the student only matches its weak supervisor; 1: it matches the strong ceiling."))
+    return "".join(parts)
+
+
 def _peak_text(peak: dict) -> str:
     if not peak:
         return ""
@@ -432,7 +545,13 @@ def stage_section(st: StageData) -> str:
         badge = f'<span class="badge done">finished {esc(st.info.get("finished_at", ""))}</span>'
     else:
         badge = '<span class="badge todo">not finished</span>'
-    parts = [f'<section id="{_anchor(st.name)}"><h2>{esc(st.name)} {badge}</h2>', metrics_section(st.metrics)]
+    parts = [f'<section id="{_anchor(st.name)}"><h2>{esc(st.name)} {badge}</h2>']
+    w2s = generalize_section(st.metrics)
+    if w2s:  # the generalize stage: its own tables first, the raw metrics folded away
+        parts += [w2s, f"<details><summary>All metrics ({len(st.metrics)})</summary>"
+                       f"{metrics_section(st.metrics)}</details>"]
+    else:
+        parts.append(metrics_section(st.metrics))
     if st.evaluations:
         parts += [evaluation_summary(st.evaluations), instruction_section(st.evaluations),
                   examples_section(st.evaluations)]  # fmt: skip

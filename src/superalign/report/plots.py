@@ -199,3 +199,61 @@ def overoptimization_svg(curves: list[Curve]) -> str:
         proxy_ax.legend(frameon=False, fontsize=8)
         fig.tight_layout()
         return _to_svg(fig)
+
+
+@dataclass(frozen=True)
+class W2SPoint:
+    """One model's test score in a weak-to-strong panel: x is its weak supervisor's score (mean over seeds)."""
+
+    label: str  # "weak", "ceiling", or the student's method
+    weak: float
+    value: float
+    low: float | None = None
+    high: float | None = None
+
+
+def w2s_svg(panels: dict[str, list[W2SPoint]], metric: str = "test accuracy") -> str:
+    """Student performance against weak-supervisor performance, one panel per task (Burns et al. 2023, Fig. 3).
+
+    The dashed diagonal is "the student only matches its supervisor" (PGR = 0); the ceiling (star) is
+    PGR = 1. Bars: 95% intervals over seeds.
+    """
+    with matplotlib.rc_context(_RC):
+        n = max(1, len(panels))
+        cols = min(n, 4)
+        rows = (n + cols - 1) // cols
+        fig = Figure(figsize=(1.9 * cols + 0.9, 2.2 * rows + 0.4))
+        axes = fig.subplots(rows, cols, squeeze=False).ravel()
+        labels = list(dict.fromkeys(p.label for pts in panels.values() for p in pts
+                                    if p.label not in ("weak", "ceiling")))
+        colors = {label: _PALETTE[i % len(_PALETTE)] for i, label in enumerate(labels)}
+        for ax, (task, points) in zip(axes, panels.items()):
+            values = [p.value for p in points] + [p.weak for p in points]
+            lo, hi = min(values + [0.5]) - 0.03, min(1.0, max(values) + 0.03)
+            ax.plot([lo, hi], [lo, hi], "--", color="#999999", linewidth=0.8)
+            for p in points:
+                err = None
+                if p.low is not None and p.high is not None:
+                    err = [[max(0.0, p.value - p.low)], [max(0.0, p.high - p.value)]]
+                if p.label == "ceiling":
+                    ax.errorbar([p.weak], [p.value], yerr=err, fmt="*", color="#222222", markersize=9,
+                                elinewidth=0.8, capsize=2, label="ceiling")
+                elif p.label != "weak":
+                    # methods side by side around their supervisor's x, so that their bars do not overlap
+                    shift = (labels.index(p.label) - (len(labels) - 1) / 2) * 0.012 * (hi - lo)
+                    ax.errorbar([p.weak + shift], [p.value], yerr=err, fmt="o", color=colors[p.label],
+                                markersize=4, elinewidth=0.8, capsize=2, label=p.label)
+            ax.set_xlim(lo, hi)
+            ax.set_ylim(lo, hi)
+            ax.set_title(task, loc="left")
+            ax.grid(color="#eeeeee", linewidth=0.6)
+            ax.set_xlabel(f"weak supervisor {metric}", fontsize=8)
+        for ax in axes[len(panels):]:
+            ax.set_visible(False)
+        axes[0].set_ylabel(f"{metric}", fontsize=8)
+        handles, names = axes[0].get_legend_handles_labels()
+        unique = dict(zip(names, handles))
+        fig.legend(list(unique.values()), list(unique.keys()), loc="upper center", ncol=len(unique), frameon=False,
+                   fontsize=8, bbox_to_anchor=(0.5, 1.02))
+        fig.tight_layout(rect=(0, 0, 1, 0.93))
+        return _to_svg(fig)

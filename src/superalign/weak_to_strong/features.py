@@ -1,0 +1,192 @@
+"""Frozen features of a backbone for the linear-probe fast mode, cached per (model, text).
+
+A decoder is read at its last non-padding token (found with the attention mask, so padding on
+either side is fine); an encoder is mean-pooled over its real tokens - the same two readouts as the
+fine-tuned classifiers. ``layer`` picks the hidden state: ``None`` is the model's last hidden state,
+``k`` the residual stream after block ``k`` (the blocks after it are skipped, which saves their
+compute). Features are computed once per (model, layer, pooling, max_length, text) and reused by
+every seed, method and task that asks for the same text (the instruction and reward tasks share
+their responses).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch import nn
+
+FEATURE_VERSION = 1  # bump when the readout changes, so stale disk caches are not reused
+
+
+def pool_hidden(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """[b, s, d] hidden states -> [b, d]: mean over real tokens, or the last real token.
+
+    The last real token is the highest position whose mask is 1, which is right for right padding
+    and for left padding alike.
+    """
+    mask = attention_mask.to(hidden.device)
+    if pooling == "mean":
+        m = mask.unsqueeze(-1).to(hidden.dtype)  # [b, s, 1]
+        return (hidden * m).sum(1) / m.sum(1).clamp(min=1)
+    positions = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)  # [b, s]
+    last = torch.where(mask.bool(), positions, torch.full_like(positions, -1)).max(dim=1).values  # [b]
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last.clamp(min=0)]
+
+
+def resolve_pooling(pooling: str, kind: str) -> str:
+    """``auto`` -> last token for decoders, mean for encoders."""
+    if pooling != "auto":
+        return pooling
+    return "last" if kind == "decoder" else "mean"
+
+
+def backbone_of(lm) -> nn.Module:
+    """The transformer without its LM head (saves the vocabulary projection)."""
+    return lm.model.base_model if lm.kind == "decoder" else lm.model
+
+
+def _block_list(backbone: nn.Module) -> tuple[nn.Module, str, nn.ModuleList]:
+    """(owner, attribute, blocks): the longest ModuleList of the backbone (layers, h, encoder.layer)."""
+    best = None
+    for name, module in backbone.named_modules():
+        for attr, child in module.named_children():
+            if isinstance(child, nn.ModuleList) and len(child) > 0 and (best is None or len(child) > len(best[2])):
+                best = (module, attr, child)
+    if best is None:
+        raise ValueError("cannot find the transformer blocks of this backbone")
+    return best
+
+
+def n_layers(lm) -> int:
+    """Number of transformer blocks of a loaded model."""
+    return len(_block_list(backbone_of(lm))[2])
+
+
+@contextlib.contextmanager
+def truncated(backbone: nn.Module, layer: int | None) -> Iterator[None]:
+    """Run only the first ``layer`` blocks (the rest would not change the features we read)."""
+    if layer is None:
+        yield
+        return
+    owner, attr, blocks = _block_list(backbone)
+    if not 1 <= layer <= len(blocks):
+        raise ValueError(f"layer {layer} is out of range: this model has blocks 1..{len(blocks)}")
+    setattr(owner, attr, nn.ModuleList(list(blocks)[:layer]))
+    try:
+        yield
+    finally:
+        setattr(owner, attr, blocks)
+
+
+def tokenize(lm, texts: list[str], max_length: int, pooling: str) -> list[list[int]]:
+    """Token ids per text. Decoders keep the *end* of a long text (where the last token is read)."""
+    tok = lm.tokenizer
+    if pooling == "mean" or lm.kind == "encoder":
+        limit = min(max_length, getattr(lm.model.config, "max_position_embeddings", max_length))
+        return [ids[:limit] for ids in tok(texts, truncation=True, max_length=limit)["input_ids"]]
+    rows = tok(texts, add_special_tokens=False)["input_ids"]
+    return [ids[-max_length:] for ids in rows]
+
+
+def right_pad(rows: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad token rows to a batch: input_ids and attention_mask, [b, s] each."""
+    width = max(1, max(len(r) for r in rows))
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[i, : len(r)] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def pad_id(tokenizer) -> int:
+    return int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
+
+
+@torch.no_grad()
+def extract(lm, texts: list[str], layer: int | None, pooling: str, max_length: int, batch_size: int = 16,
+            autocast: bool = False, advance=None) -> torch.Tensor:
+    """Pooled features [n, d] (fp32) of ``texts`` at ``layer``; batches sorted by length to cut padding."""
+    from superalign.models.generation import autocast_context
+
+    backbone = backbone_of(lm)
+    rows = tokenize(lm, texts, max_length, pooling)
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+    out = torch.zeros(len(rows), lm.model.config.hidden_size)
+    device = next(backbone.parameters()).device
+    with truncated(backbone, layer), autocast_context(backbone, autocast):
+        backbone.eval()
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            batch = {k: v.to(device) for k, v in right_pad([rows[i] for i in idx], pad_id(lm.tokenizer)).items()}
+            hidden = backbone(**batch).last_hidden_state  # [b, s, d]
+            out[idx] = pool_hidden(hidden, batch["attention_mask"], pooling).float().cpu()
+            if advance is not None:
+                advance(len(idx))
+    return out
+
+
+class FeatureCache:
+    """Features per (model key, text), in memory and optionally in ``directory`` (one file per model key)."""
+
+    def __init__(self, directory: str | os.PathLike | None = None):
+        self.directory = Path(directory) if directory is not None else None
+        self._memory: dict[str, dict[str, torch.Tensor]] = {}
+        self.computed = 0  # texts encoded by a model (the rest came from the cache)
+
+    @staticmethod
+    def text_key(text: str) -> str:
+        return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+    def _file(self, model_key: str) -> Path | None:
+        if self.directory is None:
+            return None
+        return self.directory / f"{hashlib.sha1(model_key.encode()).hexdigest()[:16]}.pt"
+
+    def _table(self, model_key: str) -> dict[str, torch.Tensor]:
+        if model_key not in self._memory:
+            table: dict[str, torch.Tensor] = {}
+            path = self._file(model_key)
+            if path is not None and path.is_file():
+                try:
+                    saved = torch.load(path, map_location="cpu", weights_only=True)
+                    if saved.get("model_key") == model_key:
+                        table = dict(zip(saved["keys"], saved["features"]))
+                except Exception:  # noqa: BLE001 - a damaged cache is recomputed, never trusted
+                    table = {}
+            self._memory[model_key] = table
+        return self._memory[model_key]
+
+    def missing(self, model_key: str, texts: list[str]) -> list[str]:
+        """The distinct texts of ``texts`` whose features are not cached yet."""
+        table = self._table(model_key)
+        return list(dict.fromkeys(t for t in texts if self.text_key(t) not in table))
+
+    def get(self, model_key: str, texts: list[str], compute) -> torch.Tensor:
+        """Features [n, d] of ``texts``; ``compute(missing_texts) -> [m, d]`` fills what is not cached."""
+        table = self._table(model_key)
+        keys = [self.text_key(t) for t in texts]
+        missing = list(dict.fromkeys(k for k in keys if k not in table))
+        if missing:
+            first = {k: t for k, t in zip(keys, texts)}
+            feats = compute([first[k] for k in missing])
+            for k, f in zip(missing, feats):
+                table[k] = f.clone()
+            self.computed += len(missing)
+            self._save(model_key, table)
+        return torch.stack([table[k] for k in keys]) if keys else torch.zeros(0)
+
+    def _save(self, model_key: str, table: dict[str, torch.Tensor]) -> None:
+        path = self._file(model_key)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        keys = list(table)
+        torch.save({"model_key": model_key, "keys": keys, "features": torch.stack([table[k] for k in keys])}, tmp)
+        os.replace(tmp, path)

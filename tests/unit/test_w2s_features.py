@@ -1,0 +1,73 @@
+"""Frozen features: the readout position, layer truncation, and the cache that seeds and methods share."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from superalign.models import load
+from superalign.weak_to_strong import Config, ModelBank, ModelSpec
+from superalign.weak_to_strong import features as Fe
+
+
+def test_last_token_is_found_with_the_mask_for_left_and_right_padding():
+    hidden = torch.arange(2 * 4 * 1, dtype=torch.float32).reshape(2, 4, 1)  # [b=2, s=4, d=1]
+    right = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
+    left = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
+    assert Fe.pool_hidden(hidden, right, "last").squeeze(-1).tolist() == [1.0, 7.0]
+    assert Fe.pool_hidden(hidden, left, "last").squeeze(-1).tolist() == [3.0, 7.0]
+    assert Fe.pool_hidden(hidden, right, "mean").squeeze(-1).tolist() == [0.5, 5.5]
+
+
+def test_padding_does_not_change_features():
+    lm = load("tiny-llama")
+    texts = ["a short one", "a much longer text that forces padding of the first"]
+    batched = Fe.extract(lm, texts, None, "last", 64, batch_size=2)
+    alone = torch.cat([Fe.extract(lm, [t], None, "last", 64, batch_size=1) for t in texts])
+    assert torch.allclose(batched, alone, atol=1e-5)
+
+
+def test_truncation_reads_an_earlier_block_and_restores_the_model():
+    lm = load("tiny-llama-2m")
+    n = Fe.n_layers(lm)
+    assert n == 3
+    full = Fe.extract(lm, ["hello world"], None, "last", 32)
+    early = Fe.extract(lm, ["hello world"], 1, "last", 32)
+    assert not torch.allclose(full, early)
+    assert Fe.n_layers(lm) == 3 and torch.allclose(Fe.extract(lm, ["hello world"], None, "last", 32), full)
+    with pytest.raises(ValueError, match="out of range"):
+        Fe.extract(lm, ["x"], 7, "last", 32)
+
+
+def test_cache_computes_each_text_once_and_persists(tmp_path):
+    calls = []
+
+    def compute(texts):
+        calls.append(list(texts))
+        return torch.stack([torch.full((3,), float(len(t))) for t in texts])
+
+    cache = Fe.FeatureCache(tmp_path)
+    a = cache.get("m", ["x", "yy", "x"], compute)
+    b = cache.get("m", ["yy", "zzz"], compute)
+    assert calls == [["x", "yy"], ["zzz"]] and a[0].tolist() == [1.0] * 3 and b[1].tolist() == [3.0] * 3
+    again = Fe.FeatureCache(tmp_path)
+    again.get("m", ["x", "zzz"], lambda t: pytest.fail("should come from disk"))
+    assert again.missing("m", ["x", "new"]) == ["new"] and again.missing("other", ["x"]) == ["x"]
+
+
+def test_model_spec_parsing():
+    assert ModelSpec.parse("minilm-l6") == ModelSpec("minilm-l6", "probe", None)
+    assert ModelSpec.parse("tiny-llama-2m:full") == ModelSpec("tiny-llama-2m", "full", None)
+    assert ModelSpec.parse("smollm2-135m-instruct:lora@20") == ModelSpec("smollm2-135m-instruct", "lora", 20)
+    assert ModelSpec.parse("HuggingFaceTB/SmolLM2-360M@0.5").block(32) == 16
+    with pytest.raises(ValueError, match="fractional layer"):
+        ModelSpec.parse("m@1.5")
+
+
+def test_bank_shares_features_between_tasks_and_seeds():
+    bank = ModelBank(Config(model="tiny-llama", weak="tiny-gpt2", max_length=32))
+    spec = ModelSpec.parse("tiny-llama@1")
+    first = bank.features(spec, ["one", "two"])
+    computed = bank.cache.computed
+    assert torch.equal(bank.features(spec, ["two", "one"])[0], first[1]) and bank.cache.computed == computed
+    assert bank.feature_key(spec) != bank.feature_key(ModelSpec.parse("tiny-llama"))  # another layer, another key
