@@ -128,3 +128,10 @@ def test_best_vs_worst_skips_prompts_without_a_preference():
     prefs = [_cmp("t", "a", "b", tie=True), _cmp("s", "a", "a"),  # all tied; identical responses
              _cmp("c", "p", "q"), _cmp("c", "q", "r"), _cmp("c", "r", "p")]  # a cycle: everyone wins once
     assert best_vs_worst(prefs) == []
+
+
+def test_best_vs_worst_skips_a_head_to_head_tie():
+    # a wins twice and c never, but the labeler called a and c a tie when it compared them directly
+    prefs = [_cmp("t", "a", "b"), _cmp("t", "b", "c"), _cmp("t", "a", "c", tie=True), _cmp("t", "a", "d"),
+             _cmp("t", "d", "c")]
+    assert best_vs_worst(prefs) == []

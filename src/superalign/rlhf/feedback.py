@@ -167,7 +167,8 @@ def best_vs_worst(prefs: Sequence[Preference]) -> list[Preference]:
     """One pair per prompt: the response that won most of its comparisons against the one that won fewest.
 
     Wins are counted per response text over every comparison of the prompt (a tie is half a win for
-    each), a round-robin (Copeland) score; prompts whose responses all score the same give no pair. The
+    each), a round-robin (Copeland) score; prompts whose responses all score the same give no pair, and so
+    does a prompt whose best and worst the labeler compared head to head without preferring the best. The
     widest-margin pair of each prompt is the cleanest signal for DPO when the responses come from one
     policy and most of its comparisons are near-ties (measured in the quick profile, see the README).
     """
@@ -184,15 +185,22 @@ def best_vs_worst(prefs: Sequence[Preference]) -> list[Preference]:
             wins[p.rejected] = wins.get(p.rejected, 0.0) + (0.5 if p.tie else 0.0)
         if len(wins) < 2:
             continue
-        ranked = sorted(wins, key=lambda r: wins[r])  # stable: first-seen order breaks equal scores
-        worst, best = ranked[0], ranked[-1]
-        if wins[best] == wins[worst]:
-            continue
+        best, worst = max(wins, key=wins.get), min(wins, key=wins.get)  # equal scores: the first seen
+        if wins[best] == wins[worst] or _direct_verdict(group, best, worst) is False:
+            continue  # no overall preference, or the labeler did not prefer best over worst head to head
         first = group[0]
         out.append(Preference(task_id=task_id, prompt=first.prompt, chosen=best, rejected=worst,
                               labeler=first.labeler, meta={**first.meta, "derived": "best_vs_worst",
                                                            "wins": [wins[best], wins[worst]]}))
     return out
+
+
+def _direct_verdict(group: Sequence[Preference], a: str, b: str) -> bool | None:
+    """Whether the labeler preferred ``a`` to ``b`` when it compared them (False for a tie); None if never."""
+    for p in group:
+        if {p.chosen, p.rejected} == {a, b}:
+            return not p.tie and p.chosen == a
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------

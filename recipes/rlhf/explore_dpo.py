@@ -1,0 +1,104 @@
+"""The exploration behind the quick profile's train settings (README, stage "train"), reproducible.
+
+    python recipes/rlhf/explore_dpo.py sample            # 128 train prompts x 4 samples at T=0.7 + greedy start
+    python recipes/rlhf/explore_dpo.py dpo all 2         # DPO on every non-tie comparison, 2 epochs
+    python recipes/rlhf/explore_dpo.py dpo best_vs_worst 3
+    python recipes/rlhf/explore_dpo.py rm                # MiniLM reward model, held-out-prompt accuracy
+
+Uses the stage's own pieces (sample_responses, SimulatedLabeler, train_dpo, greedy, bootstrap_ci) on cached
+samples, so variants cost a training run each instead of a full stage. Unlike the stage, DPO here trains on
+all 128 prompts' comparisons (the stage keeps 20% of prompts for the reward model's held-out accuracy).
+Writes JSON under ``$SUPERALIGN_EXPLORE_DIR`` (default ``runs/explore_dpo``). About an hour on a quiet
+2-core CPU for all four commands.
+"""
+
+import itertools
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from superalign.models import greedy, load
+from superalign.rlhf import Config, split_tasks
+from superalign.rlhf.common import AdapterConfig, make_trainable
+from superalign.rlhf.dpo import DPOConfig, train_dpo
+from superalign.rlhf.feedback import FeedbackConfig, best_vs_worst, sample_responses, split_by_prompt, usable
+from superalign.rlhf.reward_model import RewardModelConfig, train_reward_model
+from superalign.stats import bootstrap_ci
+from superalign.world import World
+from superalign.world.labelers import LabelerConfig, SimulatedLabeler
+
+OUT = Path(os.environ.get("SUPERALIGN_EXPLORE_DIR", "runs/explore_dpo"))
+N_PROMPTS, K, TEMPERATURE, MAX_NEW = 128, 4, 0.7, 96
+N_TEST = 96
+MODEL = "smollm2-135m-instruct"
+
+
+def setup():
+    world = World(0)
+    config = Config()
+    config.eval.n_instruction = N_TEST
+    return world.evaluator(), split_tasks(world, config.heldout_types, config), config.heldout_types
+
+
+def sample() -> None:
+    evaluator, tasks, _ = setup()
+    lm = load(MODEL)
+    train = tasks["train"][:N_PROMPTS]
+    responses = sample_responses(lm, train, K, FeedbackConfig(temperature=TEMPERATURE, max_new_tokens=MAX_NEW,
+                                                              batch_size=16))
+    start = greedy(lm, [t.messages for t in tasks["test"]], max_new_tokens=128, batch_size=16)
+    OUT.mkdir(parents=True, exist_ok=True)
+    json.dump({"ids": [t.id for t in train], "responses": responses,
+               "start_gold": [evaluator.score(t, r).gold for t, r in zip(tasks["test"], start)]},
+              open(OUT / "samples.json", "w"))
+
+
+def preferences(evaluator, tasks) -> tuple[list, np.ndarray]:
+    cached = json.load(open(OUT / "samples.json"))
+    by_id = {t.id: t for t in tasks["train"]}
+    labeler = SimulatedLabeler(LabelerConfig(temperature=0.1, tie_margin=0.05), evaluator)
+    return [labeler.prefer(by_id[tid], a, b) for tid, rs in zip(cached["ids"], cached["responses"])
+            for a, b in itertools.combinations(rs, 2) if a != b], np.array(cached["start_gold"])
+
+
+def dpo(pairs: str, epochs: int) -> dict:
+    evaluator, tasks, heldout_types = setup()
+    prefs, gold0 = preferences(evaluator, tasks)
+    train = best_vs_worst(prefs) if pairs == "best_vs_worst" else usable(prefs)
+    policy = make_trainable(load(MODEL), AdapterConfig())
+    result = train_dpo(policy, train, DPOConfig(lr=5e-4, beta=0.1, epochs=epochs))
+    after = greedy(policy, [t.messages for t in tasks["test"]], max_new_tokens=128, batch_size=16)
+    gain = np.array([evaluator.score(t, r).gold for t, r in zip(tasks["test"], after)]) - gold0
+    held = np.array([any(h in t.category.split("+") for h in heldout_types) for t in tasks["test"]])
+    ci, ci_held = bootstrap_ci(gain), bootstrap_ci(gain[held])
+    return {"pairs": pairs, "epochs": epochs, "n_pairs": len(train), "steps": result.steps,
+            "start_gold": float(gold0.mean()), "gain": [ci.value, ci.low, ci.high],
+            "gain_heldout_types": [ci_held.value, ci_held.low, ci_held.high, int(held.sum())]}
+
+
+def reward_model() -> dict:
+    evaluator, tasks, _ = setup()
+    prefs, _ = preferences(evaluator, tasks)
+    splits = split_by_prompt(prefs, fractions=(0.7, 0.1, 0.2), seed=0)
+    rm = train_reward_model(splits.train, splits.validation, RewardModelConfig(backbone="minilm-l6", epochs=3)).model
+    test = usable(splits.test)
+    chosen = np.array(rm.score([p.prompt for p in test], [p.chosen for p in test]))
+    rejected = np.array(rm.score([p.prompt for p in test], [p.rejected for p in test]))
+    ci = bootstrap_ci((chosen > rejected).astype(float))
+    return {"train_pairs": len(usable(splits.train)), "test_pairs": len(test), "accuracy": [ci.value, ci.low, ci.high]}
+
+
+if __name__ == "__main__":
+    command = sys.argv[1] if len(sys.argv) > 1 else ""
+    if command == "sample":
+        sample()
+    elif command in ("dpo", "rm"):
+        out = dpo(sys.argv[2], int(sys.argv[3])) if command == "dpo" else reward_model()
+        print(json.dumps(out))
+        with open(OUT / "results.jsonl", "a") as f:
+            f.write(json.dumps(out) + "\n")
+    else:
+        sys.exit(__doc__)
