@@ -130,6 +130,18 @@ def left_pad(sequences: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]
     return {"input_ids": ids, "attention_mask": mask, "position_ids": positions}
 
 
+def right_pad(rows: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad token rows to a batch (for scoring, where the last real token is read). input_ids and
+    attention_mask, each [batch, seq]; an all-empty batch still gets one (padding) column."""
+    width = max(1, max(len(r) for r in rows))
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[i, : len(r)] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
 def _length_sorted_batches(lengths: list[int], batch_size: int) -> Iterator[list[int]]:
     """Indices grouped into batches of similar length (less padding), longest first."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])

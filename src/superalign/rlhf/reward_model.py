@@ -47,6 +47,7 @@ from superalign.models.generation import (
     end_of_turn_id,
     eval_mode,
     prompt_ids,
+    right_pad,
 )
 from superalign.progress import NullProgress, Progress
 from superalign.records import Preference
@@ -153,16 +154,6 @@ def _encode(lm: LoadedModel, pooling: str, prompts: list[list[dict]], responses:
     return rows
 
 
-def _right_pad(rows: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
-        mask[i, :len(r)] = 1
-    return {"input_ids": ids, "attention_mask": mask}
-
-
 # ---------------------------------------------------------------------------------------------------
 # The model
 
@@ -229,7 +220,7 @@ class RewardModel(nn.Module):
         with eval_mode(self):
             for start in range(0, len(order), batch_size):
                 idx = order[start:start + batch_size]
-                batch = {k: v.to(device) for k, v in _right_pad([rows[i] for i in idx],
+                batch = {k: v.to(device) for k, v in right_pad([rows[i] for i in idx],
                                                                    _pad_id(self.tokenizer)).items()}
                 out[idx] = self.pool(**batch).float().cpu()
         return out
@@ -243,7 +234,7 @@ class RewardModel(nn.Module):
         with eval_mode(self):
             for start in range(0, len(order), batch_size):
                 idx = order[start:start + batch_size]
-                batch = {k: v.to(device) for k, v in _right_pad([rows[i] for i in idx],
+                batch = {k: v.to(device) for k, v in right_pad([rows[i] for i in idx],
                                                                    _pad_id(self.tokenizer)).items()}
                 out[idx] = self.forward(**batch).float().cpu()
         return out
@@ -438,7 +429,7 @@ class PairLoss:
 
 def pair_loss(rm: RewardModel, chosen: list[list[int]], rejected: list[list[int]], autocast: bool) -> PairLoss:
     """Forward chosen and rejected rows together ([2b, s], one pass) and return the BT loss; no backward."""
-    batch = _right_pad(chosen + rejected, _pad_id(rm.tokenizer))
+    batch = right_pad(chosen + rejected, _pad_id(rm.tokenizer))
     with autocast_context(rm.backbone, autocast):
         rewards = rm.forward(**batch)  # [2b] (rm(...) is score(): no gradients)
     r_c, r_r = rewards[:len(chosen)], rewards[len(chosen):]

@@ -20,6 +20,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from superalign.models.generation import right_pad
+
 FEATURE_VERSION = 1  # bump when the readout changes, so stale disk caches are not reused
 
 
@@ -91,17 +93,6 @@ def tokenize(lm, texts: list[str], max_length: int, pooling: str) -> list[list[i
         return [ids[:limit] for ids in tok(texts, truncation=True, max_length=limit)["input_ids"]]
     rows = tok(texts, add_special_tokens=False)["input_ids"]
     return [ids[-max_length:] for ids in rows]
-
-
-def right_pad(rows: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad token rows to a batch: input_ids and attention_mask, [b, s] each."""
-    width = max(1, max(len(r) for r in rows))
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-        mask[i, : len(r)] = 1
-    return {"input_ids": ids, "attention_mask": mask}
 
 
 def pad_id(tokenizer) -> int:
