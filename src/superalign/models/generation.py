@@ -111,9 +111,13 @@ def prompt_ids(lm: LoadedModel, messages: list[dict]) -> list[int]:
     return lm.tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
+def pad_id(tokenizer) -> int:
+    """The token that fills padding: the tokenizer's pad token, else its eos (masked out either way)."""
+    return int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
+
+
 def _pad_id(lm: LoadedModel) -> int:
-    tok = lm.tokenizer
-    return int(tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
+    return pad_id(lm.tokenizer)
 
 
 def left_pad(sequences: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:

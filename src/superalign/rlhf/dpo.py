@@ -38,6 +38,7 @@ from superalign.models.generation import (
     default_autocast,
     end_of_turn_id,
     eval_mode,
+    pad_id,
     prompt_ids,
     right_pad_completions,
 )
@@ -191,11 +192,6 @@ def length_buckets(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def _pad_id(lm: LoadedModel) -> int:
-    tok = lm.tokenizer
-    return int(tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
-
-
 # ---------------------------------------------------------------------------------------------------
 # Log-probs of the response tokens
 
@@ -318,7 +314,7 @@ def train_dpo(policy: LoadedModel, prefs: Sequence[Preference], config: DPOConfi
     if not encoded.pairs:
         raise ValueError(f"no preference pairs to train on: {len(prefs)} given, skipped {encoded.skipped or 'none'}")
     buckets = length_buckets([p.length for p in encoded.pairs], config.batch_size)
-    batches = [collate_pairs([encoded.pairs[i] for i in bucket], _pad_id(policy)) for bucket in buckets]
+    batches = [collate_pairs([encoded.pairs[i] for i in bucket], pad_id(policy.tokenizer)) for bucket in buckets]
     autocast = default_autocast(model, "train")
     ref = reference_logprobs(policy, batches, autocast, progress.task("dpo: reference log-probs", len(batches)))
 

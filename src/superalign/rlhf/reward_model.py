@@ -46,6 +46,7 @@ from superalign.models.generation import (
     default_autocast,
     end_of_turn_id,
     eval_mode,
+    pad_id,
     prompt_ids,
     right_pad,
 )
@@ -158,10 +159,6 @@ def _encode(lm: LoadedModel, pooling: str, prompts: list[list[dict]], responses:
 # The model
 
 
-def _pad_id(tokenizer) -> int:
-    return int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
-
-
 class RewardModel(nn.Module):
     """A scalar reward on a backbone. ``rm(prompts, responses)`` scores (a :data:`RewardFn`).
 
@@ -221,7 +218,7 @@ class RewardModel(nn.Module):
             for start in range(0, len(order), batch_size):
                 idx = order[start:start + batch_size]
                 batch = {k: v.to(device) for k, v in right_pad([rows[i] for i in idx],
-                                                                   _pad_id(self.tokenizer)).items()}
+                                                                   pad_id(self.tokenizer)).items()}
                 out[idx] = self.pool(**batch).float().cpu()
         return out
 
@@ -235,7 +232,7 @@ class RewardModel(nn.Module):
             for start in range(0, len(order), batch_size):
                 idx = order[start:start + batch_size]
                 batch = {k: v.to(device) for k, v in right_pad([rows[i] for i in idx],
-                                                                   _pad_id(self.tokenizer)).items()}
+                                                                   pad_id(self.tokenizer)).items()}
                 out[idx] = self.forward(**batch).float().cpu()
         return out
 
@@ -429,7 +426,7 @@ class PairLoss:
 
 def pair_loss(rm: RewardModel, chosen: list[list[int]], rejected: list[list[int]], autocast: bool) -> PairLoss:
     """Forward chosen and rejected rows together ([2b, s], one pass) and return the BT loss; no backward."""
-    batch = right_pad(chosen + rejected, _pad_id(rm.tokenizer))
+    batch = right_pad(chosen + rejected, pad_id(rm.tokenizer))
     with autocast_context(rm.backbone, autocast):
         rewards = rm.forward(**batch)  # [2b] (rm(...) is score(): no gradients)
     r_c, r_r = rewards[:len(chosen)], rewards[len(chosen):]

@@ -26,7 +26,9 @@ from superalign.models.generation import (
     end_of_turn_id,
     eval_mode,
     left_pad,
+    pad_id,
     prompt_ids,
+    right_pad,
 )
 from superalign.rlhf.common import reference_policy
 
@@ -143,21 +145,6 @@ def token_logprobs(model: torch.nn.Module, input_ids: torch.Tensor, attention_ma
 # Sampling + scoring
 
 
-def _right_pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(1, max(len(s) for s in sequences))
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.float32)
-    for row, seq in enumerate(sequences):
-        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        mask[row, : len(seq)] = 1.0
-    return ids, mask
-
-
-def _pad_id(lm: LoadedModel) -> int:
-    tok = lm.tokenizer
-    return int(tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
-
-
 @torch.no_grad()
 def score_rollout(policy: LoadedModel, batch: Rollout, frozen_ref: torch.nn.Module | None = None,
                   value_head: torch.nn.Module | None = None, chunk_size: int = 8) -> Rollout:
@@ -204,8 +191,9 @@ def rollout(policy: LoadedModel, prompts: list[list[dict]], gen: GenerationConfi
     sampled = generate_ids(policy, prompts, gen, progress)
     eot = end_of_turn_id(policy)
     tokens = [ids + [eot] if len(ids) < gen.max_new_tokens else ids for ids in sampled]
-    query = left_pad([prompt_ids(policy, p) for p in prompts], _pad_id(policy))
-    response_ids, response_mask = _right_pad(tokens, _pad_id(policy))
+    query = left_pad([prompt_ids(policy, p) for p in prompts], pad_id(policy.tokenizer))
+    response = right_pad(tokens, pad_id(policy.tokenizer))
+    response_ids, response_mask = response["input_ids"], response["attention_mask"].float()
     empty = torch.zeros_like(response_mask)
     batch = Rollout(
         prompts=list(prompts),

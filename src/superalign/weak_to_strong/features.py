@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from superalign.models.generation import right_pad
+from superalign.models.generation import pad_id, right_pad
 
 FEATURE_VERSION = 1  # bump when the readout changes, so stale disk caches are not reused
 
@@ -93,10 +93,6 @@ def tokenize(lm, texts: list[str], max_length: int, pooling: str) -> list[list[i
         return [ids[:limit] for ids in tok(texts, truncation=True, max_length=limit)["input_ids"]]
     rows = tok(texts, add_special_tokens=False)["input_ids"]
     return [ids[-max_length:] for ids in rows]
-
-
-def pad_id(tokenizer) -> int:
-    return int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
 
 
 @torch.no_grad()
