@@ -240,14 +240,18 @@ def create_app(db: str | None = None, *, sessions: sessionmaker | None = None,
         set_cookie(response, LABELER_COOKIE, token)
         return response
 
-    @app.post("/logout")
-    async def logout(request: Request):
+    async def log_out(request: Request, cookie: str, back: str, login: str):
+        """Forget the session's token cookie (a CSRF-checked POST, so no other site can log anyone out)."""
         form = await request.form()
         if not csrf_ok(request, form):
-            return message(request, 403, "Session expired", "Open the page again.", ("/label", "Back"))
-        response = RedirectResponse("/login", status_code=303)
-        response.delete_cookie(LABELER_COOKIE, path="/")
+            return message(request, 403, "Session expired", "Open the page again.", (back, "Back"))
+        response = RedirectResponse(login, status_code=303)
+        response.delete_cookie(cookie, path="/")
         return response
+
+    @app.post("/logout")
+    async def logout(request: Request):
+        return await log_out(request, LABELER_COOKIE, "/label", "/login")
 
     def label_page(s: Session, request: Request, labeler: Labeler, status: int = 200, error: str | None = None,
                    saved: bool = False, form_values: dict | None = None):
@@ -322,12 +326,7 @@ def create_app(db: str | None = None, *, sessions: sessionmaker | None = None,
 
     @app.post("/admin/logout")
     async def admin_logout(request: Request):
-        form = await request.form()
-        if not csrf_ok(request, form):
-            return message(request, 403, "Session expired", "Open the page again.", ("/admin", "Back"))
-        response = RedirectResponse("/admin/login", status_code=303)
-        response.delete_cookie(ADMIN_COOKIE, path="/")
-        return response
+        return await log_out(request, ADMIN_COOKIE, "/admin", "/admin/login")
 
     def dashboard_data(s: Session) -> list[dict[str, Any]]:
         out = []
