@@ -4,12 +4,15 @@
     python recipes/rlhf/explore_dpo.py dpo all 2         # DPO on every non-tie comparison, 2 epochs
     python recipes/rlhf/explore_dpo.py dpo best_vs_worst 3
     python recipes/rlhf/explore_dpo.py rm                # MiniLM reward model, held-out-prompt accuracy
+    python recipes/rlhf/explore_dpo.py rloo 16 8 0.7 2e-4 0.1
+                    # RLOO (STEPS PROMPTS_PER_STEP TEMPERATURE LR KL_COEF) against the stage's reward model,
+                    # gold on 96 unused train prompts every 4 steps (about 30 min)
 
 Uses the stage's own pieces (sample_responses, SimulatedLabeler, train_dpo, greedy, bootstrap_ci) on cached
 samples, so variants cost a training run each instead of a full stage. Unlike the stage, DPO here trains on
 all 128 prompts' comparisons (the stage keeps 20% of prompts for the reward model's held-out accuracy).
 Writes JSON under ``$SUPERALIGN_EXPLORE_DIR`` (default ``runs/explore_dpo``). About an hour on a quiet
-2-core CPU for all four commands.
+2-core CPU for the first four commands.
 """
 
 import itertools
@@ -25,7 +28,8 @@ from superalign.rlhf import Config, split_tasks
 from superalign.rlhf.common import AdapterConfig, make_trainable
 from superalign.rlhf.dpo import DPOConfig, train_dpo
 from superalign.rlhf.feedback import FeedbackConfig, best_vs_worst, sample_responses, split_by_prompt, usable
-from superalign.rlhf.reward_model import RewardModelConfig, train_reward_model
+from superalign.rlhf.reward_model import RewardModelConfig, load_reward_model, train_reward_model
+from superalign.rlhf.rloo import RLOOConfig, train_rloo
 from superalign.stats import bootstrap_ci
 from superalign.world import World
 from superalign.world.labelers import LabelerConfig, SimulatedLabeler
@@ -91,12 +95,62 @@ def reward_model() -> dict:
     return {"train_pairs": len(usable(splits.train)), "test_pairs": len(test), "accuracy": [ci.value, ci.low, ci.high]}
 
 
+def stage_reward_model(evaluator, tasks):
+    """The stage's reward model (80/10/10 prompt split, MiniLM), trained once and cached."""
+    path = OUT / "stage_rm"
+    if not path.exists():
+        prefs, _ = preferences(evaluator, tasks)
+        splits = split_by_prompt(prefs, seed=0)
+        train_reward_model(splits.train, splits.validation, RewardModelConfig(backbone="minilm-l6", epochs=3,
+                                                                               max_length=256)).model.save(path)
+    return load_reward_model(path)
+
+
+def _gold(lm, evaluator, tasks) -> np.ndarray:
+    answers = greedy(lm, [t.messages for t in tasks], max_new_tokens=128, batch_size=16)
+    return np.array([evaluator.score(t, r).gold for t, r in zip(tasks, answers)])
+
+
+def rloo(steps: int, per_step: int, temperature: float, lr: float, kl_coef: float) -> dict:
+    """RLOO against the stage's reward model; greedy gold on 96 unused train prompts (a dev set, never the
+    test set) every 4 steps, so the number of steps can be chosen without looking at the test prompts."""
+    evaluator, tasks, heldout_types = setup()
+    _, gold0 = preferences(evaluator, tasks)
+    rm = stage_reward_model(evaluator, tasks)
+    policy = make_trainable(load(MODEL), AdapterConfig())
+    prompts = [t.messages for t in tasks["train"][:N_PROMPTS]]
+    dev = tasks["train"][N_PROMPTS:N_PROMPTS + N_TEST]
+    dev0 = _gold(policy, evaluator, dev)
+    curve = []
+
+    def hook(step, lm):
+        ci = bootstrap_ci(_gold(lm, evaluator, dev) - dev0)
+        curve.append({"step": step, "dev_gain": [ci.value, ci.low, ci.high]})
+        print(json.dumps(curve[-1]), flush=True)
+
+    config = RLOOConfig(steps=steps, prompts_per_step=per_step, k=K, lr=lr, temperature=temperature,
+                        kl_coef=kl_coef)
+    result = train_rloo(policy, prompts, rm, config, eval_hook=hook, eval_every=4)
+    after = greedy(policy, [t.messages for t in tasks["test"]], max_new_tokens=128, batch_size=16)
+    gain = np.array([evaluator.score(t, r).gold for t, r in zip(tasks["test"], after)]) - gold0
+    ci = bootstrap_ci(gain)
+    return {"method": "rloo", "steps": steps, "per_step": per_step, "temperature": temperature, "lr": lr,
+            "kl_coef": kl_coef, "gain": [ci.value, ci.low, ci.high], "dev_curve": curve,
+            "history": [{k: h[k] for k in ("step", "proxy", "kl")} for h in result.history],
+            "start_gold": float(gold0.mean())}
+
+
 if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else ""
     if command == "sample":
         sample()
     elif command in ("dpo", "rm"):
         out = dpo(sys.argv[2], int(sys.argv[3])) if command == "dpo" else reward_model()
+        print(json.dumps(out))
+        with open(OUT / "results.jsonl", "a") as f:
+            f.write(json.dumps(out) + "\n")
+    elif command == "rloo":
+        out = rloo(int(sys.argv[2]), int(sys.argv[3]), *map(float, sys.argv[4:7]))
         print(json.dumps(out))
         with open(OUT / "results.jsonl", "a") as f:
             f.write(json.dumps(out) + "\n")
