@@ -89,15 +89,14 @@ def worker_ours(args, prefs_json: list[dict]) -> dict:
 def worker_reference(args, prefs_json: list[dict]) -> dict:
     """bf16 vs fp32 reference log-probs: time, and the step-0 log-ratio against a bf16 policy forward."""
     from superalign.models import load
-    from superalign.models.generation import autocast_context, eval_mode
+    from superalign.models.generation import autocast_context, eval_mode, pad_id
     from superalign.records import Preference
     from superalign.rlhf.common import AdapterConfig, make_trainable
-    from superalign.rlhf.dpo import (_pad_id, collate_pairs, dpo_loss, encode_pairs, reference_logprobs,
-                                     response_logprobs)
+    from superalign.rlhf.dpo import collate_pairs, dpo_loss, encode_pairs, reference_logprobs, response_logprobs
 
     prefs = [Preference.model_validate(p) for p in prefs_json]
     policy = make_trainable(load(args.model), AdapterConfig(**LORA))
-    batch = collate_pairs(encode_pairs(policy, prefs, 512).pairs, _pad_id(policy))
+    batch = collate_pairs(encode_pairs(policy, prefs, 512).pairs, pad_id(policy.tokenizer))
     out = {}
     refs = {}
     for name, autocast in (("bf16", True), ("fp32", False)):

@@ -3,7 +3,7 @@
     python recipes/rlhf/explore_dpo.py sample            # 128 train prompts x 4 samples at T=0.7 + greedy start
     python recipes/rlhf/explore_dpo.py dpo all 2         # DPO on every non-tie comparison, 2 epochs
     python recipes/rlhf/explore_dpo.py dpo best_vs_worst 3
-    python recipes/rlhf/explore_dpo.py rm                # MiniLM reward model, held-out-prompt accuracy
+    python recipes/rlhf/explore_dpo.py rm [BACKBONE LR]  # reward model (default MiniLM), held-out-prompt accuracy
     python recipes/rlhf/explore_dpo.py rloo 16 8 0.7 2e-4 0.1
                     # RLOO (STEPS PROMPTS_PER_STEP TEMPERATURE LR KL_COEF) against the stage's reward model,
                     # gold on 96 unused train prompts every 4 steps (about 30 min)
@@ -83,16 +83,18 @@ def dpo(pairs: str, epochs: int) -> dict:
             "gain_heldout_types": [ci_held.value, ci_held.low, ci_held.high, int(held.sum())]}
 
 
-def reward_model() -> dict:
+def reward_model(backbone: str, lr: float) -> dict:
     evaluator, tasks, _ = setup()
     prefs, _ = preferences(evaluator, tasks)
     splits = split_by_prompt(prefs, fractions=(0.7, 0.1, 0.2), seed=0)
-    rm = train_reward_model(splits.train, splits.validation, RewardModelConfig(backbone="minilm-l6", epochs=3)).model
+    config = RewardModelConfig(backbone=backbone, epochs=3, lr=lr, max_length=256)
+    rm = train_reward_model(splits.train, splits.validation, config).model
     test = usable(splits.test)
     chosen = np.array(rm.score([p.prompt for p in test], [p.chosen for p in test]))
     rejected = np.array(rm.score([p.prompt for p in test], [p.rejected for p in test]))
     ci = bootstrap_ci((chosen > rejected).astype(float))
-    return {"train_pairs": len(usable(splits.train)), "test_pairs": len(test), "accuracy": [ci.value, ci.low, ci.high]}
+    return {"backbone": backbone, "lr": lr, "train_pairs": len(usable(splits.train)), "test_pairs": len(test),
+            "accuracy": [ci.value, ci.low, ci.high]}
 
 
 def stage_reward_model(evaluator, tasks):
@@ -145,7 +147,8 @@ if __name__ == "__main__":
     if command == "sample":
         sample()
     elif command in ("dpo", "rm"):
-        out = dpo(sys.argv[2], int(sys.argv[3])) if command == "dpo" else reward_model()
+        out = (dpo(sys.argv[2], int(sys.argv[3])) if command == "dpo" else
+               reward_model(*(sys.argv[2:3] or ["minilm-l6"]), float(sys.argv[3]) if len(sys.argv) > 3 else 5e-5))
         print(json.dumps(out))
         with open(OUT / "results.jsonl", "a") as f:
             f.write(json.dumps(out) + "\n")
