@@ -70,3 +70,10 @@ def test_fit_points_uses_sqrt_kl_and_gain_over_start():
     fit = fit_points(points)
     assert fit.form == "best_of_n"
     assert fit.alpha == pytest.approx(0.6) and fit.beta == pytest.approx(0.2)
+
+
+def test_best_of_n_fit_that_only_falls_peaks_at_the_start():
+    d = np.linspace(0.0, 1.0, 6)
+    fit = fit_best_of_n(d, d * (-0.1 - 0.05 * d))
+    assert fit.alpha == pytest.approx(-0.1) and fit.beta == pytest.approx(0.05)
+    assert fit.d_peak == 0.0  # not the negative root α / 2β

@@ -66,11 +66,12 @@ def _fit(form: str, d, gold_gain) -> Fit:
 
 
 def _d_peak(form: str, alpha: float, beta: float) -> float | None:
-    """argmax_d of the fitted curve: dR/dd = 0. None when the curve never turns down (β <= 0)."""
+    """argmax over d >= 0 of the fitted curve (dR/dd = 0). None when the curve never turns down (β <= 0);
+    0 when it only falls (best-of-n with α <= 0: the starting policy is the peak)."""
     if beta <= 0:
         return None
     if form == "best_of_n":
-        return alpha / (2 * beta)  # α − 2βd = 0
+        return max(alpha / (2 * beta), 0.0)  # α − 2βd = 0
     exponent = alpha / beta - 1  # α − β(log d + 1) = 0
     return math.exp(exponent) if exponent < 700 else math.inf
 
