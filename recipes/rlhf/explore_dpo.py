@@ -3,8 +3,9 @@
     python recipes/rlhf/explore_dpo.py sample            # 128 train prompts x 4 samples at T=0.7 + greedy start
     python recipes/rlhf/explore_dpo.py dpo all 2         # DPO on every non-tie comparison, 2 epochs
     python recipes/rlhf/explore_dpo.py dpo best_vs_worst 3
-    python recipes/rlhf/explore_dpo.py rm [BACKBONE LR]  # reward model (default MiniLM), held-out-prompt accuracy
-    python recipes/rlhf/explore_dpo.py rloo 16 8 0.7 2e-4 0.1
+    python recipes/rlhf/explore_dpo.py rm [BACKBONE LR]  # reward model (default MiniLM), held-out-prompt accuracy;
+                                                         # saved under rm_BACKBONE_LR
+    python recipes/rlhf/explore_dpo.py rloo 16 8 0.7 2e-4 0.1 [RM_DIR]
                     # RLOO (STEPS PROMPTS_PER_STEP TEMPERATURE LR KL_COEF) against the stage's reward model,
                     # gold on 96 unused train prompts every 4 steps (about 30 min)
 
@@ -89,6 +90,7 @@ def reward_model(backbone: str, lr: float) -> dict:
     splits = split_by_prompt(prefs, fractions=(0.7, 0.1, 0.2), seed=0)
     config = RewardModelConfig(backbone=backbone, epochs=3, lr=lr, max_length=256)
     rm = train_reward_model(splits.train, splits.validation, config).model
+    rm.save(OUT / f"rm_{backbone}_{lr:g}")  # for `rloo ... RM_DIR`
     test = usable(splits.test)
     chosen = np.array(rm.score([p.prompt for p in test], [p.chosen for p in test]))
     rejected = np.array(rm.score([p.prompt for p in test], [p.rejected for p in test]))
@@ -113,12 +115,12 @@ def _gold(lm, evaluator, tasks) -> np.ndarray:
     return np.array([evaluator.score(t, r).gold for t, r in zip(tasks, answers)])
 
 
-def rloo(steps: int, per_step: int, temperature: float, lr: float, kl_coef: float) -> dict:
-    """RLOO against the stage's reward model; greedy gold on 96 unused train prompts (a dev set, never the
-    test set) every 4 steps, so the number of steps can be chosen without looking at the test prompts."""
+def rloo(steps: int, per_step: int, temperature: float, lr: float, kl_coef: float, rm_dir: str | None = None) -> dict:
+    """RLOO against the stage's reward model (or one saved by `rm`); greedy gold on 96 unused train prompts (a
+    dev set, never the test set) every 4 steps, so the number of steps can be chosen without the test prompts."""
     evaluator, tasks, heldout_types = setup()
     _, gold0 = preferences(evaluator, tasks)
-    rm = stage_reward_model(evaluator, tasks)
+    rm = load_reward_model(rm_dir) if rm_dir else stage_reward_model(evaluator, tasks)
     policy = make_trainable(load(MODEL), AdapterConfig())
     prompts = [t.messages for t in tasks["train"][:N_PROMPTS]]
     dev = tasks["train"][N_PROMPTS:N_PROMPTS + N_TEST]
@@ -153,7 +155,7 @@ if __name__ == "__main__":
         with open(OUT / "results.jsonl", "a") as f:
             f.write(json.dumps(out) + "\n")
     elif command == "rloo":
-        out = rloo(int(sys.argv[2]), int(sys.argv[3]), *map(float, sys.argv[4:7]))
+        out = rloo(int(sys.argv[2]), int(sys.argv[3]), *map(float, sys.argv[4:7]), *sys.argv[7:8])
         print(json.dumps(out))
         with open(OUT / "results.jsonl", "a") as f:
             f.write(json.dumps(out) + "\n")
