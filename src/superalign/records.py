@@ -160,6 +160,26 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[Record], append: bool
     return path
 
 
+def jsonl_objects(path: str | os.PathLike, error: type[Exception] = RecordFileError) -> Iterator[tuple[int, dict]]:
+    """Yield ``(line number, object)`` for each non-blank line of a JSONL file of JSON objects.
+
+    A line that is not valid JSON, or not an object, raises ``error`` naming the file and line, so each
+    reader (preference files, weak-to-strong datasets) only validates what its objects mean.
+    """
+    path = Path(path)
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise error(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(data, dict):
+                raise error(f"{path}:{lineno}: expected a JSON object per line, got {type(data).__name__}")
+            yield lineno, data
+
+
 def iter_jsonl(path: str | os.PathLike, cls: type[R] | None = None) -> Iterator[Record]:
     """Yield records from a JSONL file; ``cls`` restricts (and checks) the type."""
     path = Path(path)

@@ -9,7 +9,6 @@ measures generalization to new prompts, not memorized responses.
 from __future__ import annotations
 
 import itertools
-import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from superalign.models import GenerationConfig, LoadedModel, generate
 from superalign.progress import NullProgress, Progress
-from superalign.records import Preference
+from superalign.records import Preference, jsonl_objects
 from superalign.world import Task
 from superalign.world.labelers import LabelerConfig, SimulatedLabeler
 
@@ -114,14 +113,8 @@ def collect_preferences(tasks: list[Task], responses: list[list[str]],
 # Loading
 
 
-def _parse_line(path: Path, lineno: int, line: str) -> Preference:
+def _parse_record(path: Path, lineno: int, data: dict) -> Preference:
     where = f"{path}:{lineno}"
-    try:
-        data = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise FeedbackDataError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
-    if not isinstance(data, dict):
-        raise FeedbackDataError(f"{where}: expected a JSON object (a preference record), got {type(data).__name__}")
     kind = data.get("type", "preference")
     if kind != "preference":
         raise FeedbackDataError(f"{where}: a {kind!r} record, not a preference; a preference file holds only "
@@ -145,11 +138,7 @@ def load_preferences(path: str | Path) -> list[Preference]:
         raise FeedbackDataError(f"preference file {path} does not exist")
     if not path.is_file():
         raise FeedbackDataError(f"preference file {path} is not a file")
-    prefs = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if line.strip():
-                prefs.append(_parse_line(path, lineno, line))
+    prefs = [_parse_record(path, lineno, data) for lineno, data in jsonl_objects(path, FeedbackDataError)]
     if not prefs:
         raise FeedbackDataError(f"preference file {path} is empty: it holds no preference records")
     if not usable(prefs):

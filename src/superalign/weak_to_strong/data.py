@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from superalign.records import jsonl_objects
 from superalign.weak_to_strong import responses as R
 
 WORLD_TASKS = ("fact", "instruction", "policy", "reward")
@@ -329,17 +329,7 @@ def _read_rows(path: Path) -> list[dict]:
     suffix = path.suffix.lower()
     try:
         if suffix in (".jsonl", ".json"):
-            rows = []
-            for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-                if line.strip():
-                    try:
-                        row = json.loads(line)
-                    except json.JSONDecodeError as e:
-                        raise W2SDataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-                    if not isinstance(row, dict):
-                        raise W2SDataError(f"{path}:{lineno}: expected a JSON object per line")
-                    rows.append(row)
-            return rows
+            return [row for _, row in jsonl_objects(path, W2SDataError)]
         if suffix in (".csv", ".tsv"):
             with path.open(newline="", encoding="utf-8") as f:
                 return list(csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ","))
