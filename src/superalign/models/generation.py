@@ -116,10 +116,6 @@ def pad_id(tokenizer) -> int:
     return int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
 
 
-def _pad_id(lm: LoadedModel) -> int:
-    return pad_id(lm.tokenizer)
-
-
 def left_pad(sequences: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
     """Left-pad to a batch. Returns input_ids, attention_mask and position_ids, each [batch, seq]."""
     width = max(len(s) for s in sequences)
@@ -198,7 +194,7 @@ def _generate_batch(lm: LoadedModel, sequences: list[list[int]], seeds: list[int
     """Generate for one batch of token-id prompts; returns the new token ids (stop token excluded)."""
     model = lm.model
     device = _device(model)
-    batch = {k: v.to(device) for k, v in left_pad(sequences, _pad_id(lm)).items()}
+    batch = {k: v.to(device) for k, v in left_pad(sequences, pad_id(lm.tokenizer)).items()}
     stops = torch.tensor(stop_token_ids(lm), device=device)
     generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
     mask, positions = batch["attention_mask"], batch["position_ids"]
@@ -213,7 +209,7 @@ def _generate_batch(lm: LoadedModel, sequences: list[list[int]], seeds: list[int
                         past_key_values=past, use_cache=True, **_last_logits_only(model))
             past = out.past_key_values
             token = _next_tokens(out.logits[:, -1, :], config, generators)  # [batch]
-            token = torch.where(finished, torch.full_like(token, _pad_id(lm)), token)
+            token = torch.where(finished, torch.full_like(token, pad_id(lm.tokenizer)), token)
             new_tokens.append(token)
             finished |= torch.isin(token, stops)
             if bool(finished.all()):
@@ -304,7 +300,7 @@ def completion_batch(lm: LoadedModel, prompts: list[list[dict]], completions: li
         p = prompt_ids(lm, messages)
         c = lm.tokenizer(completion, add_special_tokens=False)["input_ids"]
         rows.append((p, c + [eot] if add_end_of_turn else c))
-    return right_pad_completions(rows, _pad_id(lm))
+    return right_pad_completions(rows, pad_id(lm.tokenizer))
 
 
 def right_pad_completions(rows: list[tuple[list[int], list[int]]], pad_id: int) -> CompletionBatch:

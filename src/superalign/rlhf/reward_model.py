@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from superalign.models import LoadedModel, load
+from superalign.models.backbone import backbone_of, blocks, pool_hidden
 from superalign.models.generation import (
     autocast_context,
     default_autocast,
@@ -190,11 +191,7 @@ class RewardModel(nn.Module):
     def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Backbone features [b, d]: mean over real tokens (encoder) or the last real token (decoder)."""
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # [b, s, d]
-        if self.pooling == "mean":
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # [b, s, 1]
-            return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-        last = attention_mask.sum(1) - 1  # right padding: index of the last real token, [b]
-        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+        return pool_hidden(hidden, attention_mask, self.pooling)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Raw rewards [b] (not centred), differentiable."""
@@ -351,14 +348,6 @@ def resolved_train_mode(config: RewardModelConfig, kind: str) -> str:
     return "full" if kind == "encoder" else "lora"
 
 
-def _layer_list(backbone: nn.Module) -> tuple[str, nn.ModuleList]:
-    """The backbone's stack of blocks: the longest ModuleList (encoder.layer, layers, h...)."""
-    lists = [(n, m) for n, m in backbone.named_modules() if isinstance(m, nn.ModuleList) and len(m) > 0]
-    if not lists:
-        raise ValueError("cannot find the transformer blocks of this backbone for train='last_layers'")
-    return max(lists, key=lambda nm: len(nm[1]))
-
-
 def _set_trainable(backbone: nn.Module, mode: str, config: RewardModelConfig) -> nn.Module:
     """Freeze or wrap the backbone for ``mode``; returns the (possibly peft-wrapped) backbone."""
     for p in backbone.parameters():
@@ -370,9 +359,9 @@ def _set_trainable(backbone: nn.Module, mode: str, config: RewardModelConfig) ->
                           target_modules="all-linear")
         return get_peft_model(backbone, lora)
     if mode == "last_layers":
-        name, blocks = _layer_list(backbone)
-        n = min(config.last_layers, len(blocks))
-        for block in list(blocks)[len(blocks) - n:]:
+        name, stack = blocks(backbone)
+        n = min(config.last_layers, len(stack))
+        for block in list(stack)[len(stack) - n:]:
             for p in block.parameters():
                 p.requires_grad_(True)
         # The norm after the last block (Llama `norm`, GPT-2 `ln_f`) shapes what the head sees: train it too.
@@ -388,8 +377,7 @@ def build_reward_model(lm: LoadedModel, config: RewardModelConfig) -> RewardMode
     mode = resolved_train_mode(config, lm.kind)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)  # LoRA's random A matrices
-        base = lm.model.base_model if lm.kind == "decoder" else lm.model  # no LM head: saves the vocab matmul
-        backbone = _set_trainable(base, mode, config)
+        backbone = _set_trainable(backbone_of(lm), mode, config)
     return RewardModel(backbone, lm, config)
 
 

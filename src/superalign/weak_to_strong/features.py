@@ -20,24 +20,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from superalign.models.backbone import backbone_of, blocks, pool_hidden
 from superalign.models.generation import pad_id, right_pad
 
 FEATURE_VERSION = 1  # bump when the readout changes, so stale disk caches are not reused
-
-
-def pool_hidden(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """[b, s, d] hidden states -> [b, d]: mean over real tokens, or the last real token.
-
-    The last real token is the highest position whose mask is 1, which is right for right padding
-    and for left padding alike.
-    """
-    mask = attention_mask.to(hidden.device)
-    if pooling == "mean":
-        m = mask.unsqueeze(-1).to(hidden.dtype)  # [b, s, 1]
-        return (hidden * m).sum(1) / m.sum(1).clamp(min=1)
-    positions = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)  # [b, s]
-    last = torch.where(mask.bool(), positions, torch.full_like(positions, -1)).max(dim=1).values  # [b]
-    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last.clamp(min=0)]
 
 
 def resolve_pooling(pooling: str, kind: str) -> str:
@@ -47,26 +33,9 @@ def resolve_pooling(pooling: str, kind: str) -> str:
     return "last" if kind == "decoder" else "mean"
 
 
-def backbone_of(lm) -> nn.Module:
-    """The transformer without its LM head (saves the vocabulary projection)."""
-    return lm.model.base_model if lm.kind == "decoder" else lm.model
-
-
-def _block_list(backbone: nn.Module) -> tuple[nn.Module, str, nn.ModuleList]:
-    """(owner, attribute, blocks): the longest ModuleList of the backbone (layers, h, encoder.layer)."""
-    best = None
-    for name, module in backbone.named_modules():
-        for attr, child in module.named_children():
-            if isinstance(child, nn.ModuleList) and len(child) > 0 and (best is None or len(child) > len(best[2])):
-                best = (module, attr, child)
-    if best is None:
-        raise ValueError("cannot find the transformer blocks of this backbone")
-    return best
-
-
 def n_layers(lm) -> int:
     """Number of transformer blocks of a loaded model."""
-    return len(_block_list(backbone_of(lm))[2])
+    return len(blocks(backbone_of(lm))[1])
 
 
 @contextlib.contextmanager
@@ -75,14 +44,16 @@ def truncated(backbone: nn.Module, layer: int | None) -> Iterator[None]:
     if layer is None:
         yield
         return
-    owner, attr, blocks = _block_list(backbone)
-    if not 1 <= layer <= len(blocks):
-        raise ValueError(f"layer {layer} is out of range: this model has blocks 1..{len(blocks)}")
-    setattr(owner, attr, nn.ModuleList(list(blocks)[:layer]))
+    name, stack = blocks(backbone)
+    if not 1 <= layer <= len(stack):
+        raise ValueError(f"layer {layer} is out of range: this model has blocks 1..{len(stack)}")
+    parent, _, attr = name.rpartition(".")
+    owner = backbone.get_submodule(parent)
+    setattr(owner, attr, nn.ModuleList(list(stack)[:layer]))
     try:
         yield
     finally:
-        setattr(owner, attr, blocks)
+        setattr(owner, attr, stack)
 
 
 def tokenize(lm, texts: list[str], max_length: int, pooling: str) -> list[list[int]]:
