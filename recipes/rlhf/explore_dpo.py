@@ -48,16 +48,20 @@ def setup():
     return world.evaluator(), split_tasks(world, config.heldout_types, config), config.heldout_types
 
 
+def _gold(lm, evaluator, tasks) -> np.ndarray:
+    answers = greedy(lm, [t.messages for t in tasks], max_new_tokens=128, batch_size=16)
+    return np.array([evaluator.score(t, r).gold for t, r in zip(tasks, answers)])
+
+
 def sample() -> None:
     evaluator, tasks, _ = setup()
     lm = load(MODEL)
     train = tasks["train"][:N_PROMPTS]
     responses = sample_responses(lm, train, K, FeedbackConfig(temperature=TEMPERATURE, max_new_tokens=MAX_NEW,
                                                               batch_size=16))
-    start = greedy(lm, [t.messages for t in tasks["test"]], max_new_tokens=128, batch_size=16)
     OUT.mkdir(parents=True, exist_ok=True)
     json.dump({"ids": [t.id for t in train], "responses": responses,
-               "start_gold": [evaluator.score(t, r).gold for t, r in zip(tasks["test"], start)]},
+               "start_gold": _gold(lm, evaluator, tasks["test"]).tolist()},
               open(OUT / "samples.json", "w"))
 
 
@@ -75,8 +79,7 @@ def dpo(pairs: str, epochs: int) -> dict:
     train = best_vs_worst(prefs) if pairs == "best_vs_worst" else usable(prefs)
     policy = make_trainable(load(MODEL), AdapterConfig())
     result = train_dpo(policy, train, DPOConfig(lr=5e-4, beta=0.1, epochs=epochs))
-    after = greedy(policy, [t.messages for t in tasks["test"]], max_new_tokens=128, batch_size=16)
-    gain = np.array([evaluator.score(t, r).gold for t, r in zip(tasks["test"], after)]) - gold0
+    gain = _gold(policy, evaluator, tasks["test"]) - gold0
     held = np.array([any(h in t.category.split("+") for h in heldout_types) for t in tasks["test"]])
     ci, ci_held = bootstrap_ci(gain), bootstrap_ci(gain[held])
     return {"pairs": pairs, "epochs": epochs, "n_pairs": len(train), "steps": result.steps,
@@ -110,11 +113,6 @@ def stage_reward_model(evaluator, tasks):
     return load_reward_model(path)
 
 
-def _gold(lm, evaluator, tasks) -> np.ndarray:
-    answers = greedy(lm, [t.messages for t in tasks], max_new_tokens=128, batch_size=16)
-    return np.array([evaluator.score(t, r).gold for t, r in zip(tasks, answers)])
-
-
 def rloo(steps: int, per_step: int, temperature: float, lr: float, kl_coef: float, rm_dir: str | None = None) -> dict:
     """RLOO against the stage's reward model (or one saved by `rm`); greedy gold on 96 unused train prompts (a
     dev set, never the test set) every 4 steps, so the number of steps can be chosen without the test prompts."""
@@ -135,9 +133,7 @@ def rloo(steps: int, per_step: int, temperature: float, lr: float, kl_coef: floa
     config = RLOOConfig(steps=steps, prompts_per_step=per_step, k=K, lr=lr, temperature=temperature,
                         kl_coef=kl_coef)
     result = train_rloo(policy, prompts, rm, config, eval_hook=hook, eval_every=4)
-    after = greedy(policy, [t.messages for t in tasks["test"]], max_new_tokens=128, batch_size=16)
-    gain = np.array([evaluator.score(t, r).gold for t, r in zip(tasks["test"], after)]) - gold0
-    ci = bootstrap_ci(gain)
+    ci = bootstrap_ci(_gold(policy, evaluator, tasks["test"]) - gold0)
     return {"method": "rloo", "steps": steps, "per_step": per_step, "temperature": temperature, "lr": lr,
             "kl_coef": kl_coef, "gain": [ci.value, ci.low, ci.high], "dev_curve": curve,
             "history": [{k: h[k] for k in ("step", "proxy", "kl")} for h in result.history],
