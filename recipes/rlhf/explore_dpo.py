@@ -7,7 +7,7 @@
                                                          # saved under rm_BACKBONE_LR
     python recipes/rlhf/explore_dpo.py rloo 16 8 0.7 2e-4 0.1 [RM_DIR]
                     # RLOO (STEPS PROMPTS_PER_STEP TEMPERATURE LR KL_COEF) against the stage's reward model,
-                    # gold on 96 unused train prompts every 4 steps (about 30 min)
+                    # gold on 96 unused train prompts 4 times (about 30 min)
 
 Uses the stage's own pieces (sample_responses, SimulatedLabeler, train_dpo, greedy, bootstrap_ci) on cached
 samples, so variants cost a training run each instead of a full stage. Unlike the stage, DPO here trains on
@@ -132,7 +132,7 @@ def rloo(steps: int, per_step: int, temperature: float, lr: float, kl_coef: floa
 
     config = RLOOConfig(steps=steps, prompts_per_step=per_step, k=K, lr=lr, temperature=temperature,
                         kl_coef=kl_coef)
-    result = train_rloo(policy, prompts, rm, config, eval_hook=hook, eval_every=4)
+    result = train_rloo(policy, prompts, rm, config, eval_hook=hook, eval_every=max(4, steps // 4))
     ci = bootstrap_ci(_gold(policy, evaluator, tasks["test"]) - gold0)
     return {"method": "rloo", "steps": steps, "per_step": per_step, "temperature": temperature, "lr": lr,
             "kl_coef": kl_coef, "gain": [ci.value, ci.low, ci.high], "dev_curve": curve,

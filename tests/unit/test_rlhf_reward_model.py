@@ -156,3 +156,13 @@ def test_ensemble_training_and_bad_input():
     tie = Preference(task_id="t", prompt=[{"role": "user", "content": "q"}], chosen="x", rejected="x", labeler="x")
     with pytest.raises(FeedbackDataError, match="no usable"):
         train_reward_model([tie], [], config)
+
+
+def test_best_vs_worst_pairs_train_on_one_pair_per_prompt():
+    prompt = [{"role": "user", "content": "q"}]
+    round_robin = [Preference(task_id="t", prompt=prompt, chosen=a, rejected=b, labeler="x")
+                   for a, b in [("good", "okay"), ("good", "bad"), ("okay", "bad")]]
+    config = RewardModelConfig(backbone="tiny-encoder", train="head", epochs=1, batch_size=1)
+    assert len(train_reward_model(round_robin, [], config).history) == 3
+    history = train_reward_model(round_robin, [], config.model_copy(update={"pairs": "best_vs_worst"})).history
+    assert len(history) == 1  # good vs bad only

@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -55,7 +54,7 @@ from superalign.rlhf.common import (
     run_training,
     trainable_params,
 )
-from superalign.rlhf.feedback import best_vs_worst
+from superalign.rlhf.feedback import PAIRS_HELP, PairSelection, select_pairs
 
 
 class DPOConfig(BaseModel):
@@ -70,9 +69,7 @@ class DPOConfig(BaseModel):
     max_length: int = Field(512, ge=2, description="prompt + response tokens; longer responses are cut")
     adapter: AdapterConfig = Field(default_factory=AdapterConfig, description="how the caller wraps the policy")
     seed: int = Field(0, description="seeds torch and the batch order")
-    pairs: Literal["all", "best_vs_worst"] = Field(
-        "all", description="all: every non-tie comparison; best_vs_worst: one pair per prompt, its most- "
-                           "against its least-preferred response (round-robin wins)")
+    pairs: PairSelection = Field("all", description=PAIRS_HELP)
     label_smoothing: float = Field(0.0, ge=0.0, lt=0.5,
                                    description="cDPO: assumed probability that a preference label is flipped")
     max_grad_norm: float | None = Field(1.0, gt=0.0, description="clip the gradient norm; None: no clipping")
@@ -308,8 +305,7 @@ def train_dpo(policy: LoadedModel, prefs: Sequence[Preference], config: DPOConfi
     torch.manual_seed(config.seed)
     model = policy.model
     params = trainable_params(model)
-    if config.pairs == "best_vs_worst":
-        prefs = best_vs_worst(prefs)
+    prefs = select_pairs(prefs, config.pairs)
     encoded = encode_pairs(policy, prefs, config.max_length)
     if not encoded.pairs:
         raise ValueError(f"no preference pairs to train on: {len(prefs)} given, skipped {encoded.skipped or 'none'}")

@@ -13,6 +13,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -182,6 +183,16 @@ def best_vs_worst(prefs: Sequence[Preference]) -> list[Preference]:
                               labeler=first.labeler, meta={**first.meta, "derived": "best_vs_worst",
                                                            "wins": [wins[best], wins[worst]]}))
     return out
+
+
+PairSelection = Literal["all", "best_vs_worst"]
+PAIRS_HELP = ("all: every non-tie comparison; best_vs_worst: one pair per prompt, its most- against its "
+              "least-preferred response (round-robin wins)")
+
+
+def select_pairs(prefs: Sequence[Preference], pairs: PairSelection) -> list[Preference]:
+    """The comparisons a learner trains on: all of them (ties are dropped later) or best-vs-worst per prompt."""
+    return best_vs_worst(prefs) if pairs == "best_vs_worst" else list(prefs)
 
 
 def _direct_verdict(group: Sequence[Preference], a: str, b: str) -> bool | None:

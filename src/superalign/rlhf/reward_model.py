@@ -54,7 +54,7 @@ from superalign.models.generation import (
 from superalign.progress import NullProgress, Progress
 from superalign.records import Preference
 from superalign.rlhf.common import check_finite
-from superalign.rlhf.feedback import FeedbackDataError, usable
+from superalign.rlhf.feedback import PAIRS_HELP, FeedbackDataError, PairSelection, select_pairs, usable
 from superalign.world import GoldEvaluator, Task
 
 TrainMode = Literal["auto", "head", "lora", "last_layers", "full"]
@@ -82,6 +82,7 @@ class RewardModelConfig(BaseModel):
     lr: float = Field(5e-5, gt=0.0, description="learning rate of the backbone's trainable weights")
     head_lr: float = Field(1e-3, gt=0.0, description="learning rate of the linear reward head")
     epochs: int = Field(3, ge=1, description="passes over the training preferences")
+    pairs: PairSelection = Field("all", description=PAIRS_HELP)
     batch_size: int = Field(8, ge=1, description="preference pairs per optimizer step")
     max_length: int = Field(384, ge=8, description="tokens per (prompt, response); longer prompts are cut")
     ensemble_size: int = Field(1, ge=1, description="members trained with seeds seed, seed+1, ...")
@@ -486,12 +487,13 @@ def train_reward_model(train: list[Preference], validation: list[Preference], co
                        progress: Progress | None = None) -> RewardModelResult:
     """Train a Bradley-Terry reward model (or an ensemble of ``config.ensemble_size``) on ``train``.
 
-    Ties and chosen == rejected pairs are dropped. Each member loads its own copy of the backbone and is
+    ``config.pairs`` selects the training comparisons (validation keeps all); ties and chosen == rejected
+    pairs are dropped. Each member loads its own copy of the backbone and is
     seeded with ``seed + member``. Returns the model (a :class:`RewardEnsemble` when ensemble_size > 1),
     the per-step history and the accuracy on ``validation`` (NaN when it is empty).
     """
     start = time.perf_counter()
-    train, validation = usable(train), usable(validation)
+    train, validation = usable(select_pairs(train, config.pairs)), usable(validation)
     if not train:
         raise FeedbackDataError("no usable training preferences (all ties or chosen == rejected)")
     steps = math.ceil(len(train) / config.batch_size) * config.epochs * config.ensemble_size
