@@ -67,6 +67,17 @@ def test_rollout_logprobs_are_of_the_sampled_tokens(policy):
     torch.testing.assert_close(batch.logprobs, direct.detach() * batch.response_mask)
 
 
+def test_rollout_logprobs_are_at_the_sampling_temperature(policy):
+    batch = rollout(policy, PROMPTS[:2], GenerationConfig(max_new_tokens=5, seed=1, temperature=0.5))
+    assert batch.temperature == 0.5 and batch.select([1]).temperature == 0.5
+    at_t = token_logprobs(policy.model, batch.input_ids, batch.attention_mask, batch.response_start, 0.5)
+    at_1 = token_logprobs(policy.model, batch.input_ids, batch.attention_mask, batch.response_start)
+    torch.testing.assert_close(batch.logprobs, at_t.detach() * batch.response_mask)
+    assert not torch.allclose(batch.logprobs, at_1.detach() * batch.response_mask)
+    greedy = rollout(policy, PROMPTS[:1], GenerationConfig(max_new_tokens=3, do_sample=False, temperature=0.5))
+    assert greedy.temperature == 1.0  # argmax has no temperature: plain log-probs
+
+
 def test_rollout_moves_away_from_reference_after_change(policy):
     gen = GenerationConfig(max_new_tokens=4, seed=2)
     lora_b = [p for n, p in policy.model.named_parameters() if "lora_B" in n]

@@ -216,7 +216,7 @@ def _ppo_update(policy: LoadedModel, value_head: torch.nn.Module, batch: Rollout
     mask = batch.response_mask.to(device)
     with autocast_context(model, default_autocast(model, "train")):
         out = forward_response(model, batch.input_ids.to(device), batch.attention_mask.to(device),
-                               batch.response_start, value_head)
+                               batch.response_start, value_head, batch.temperature)
         pg = ppo_policy_loss(out.logprobs, batch.logprobs.to(device), adv.advantages.to(device), mask,
                              config.clip_range)
         vf = value_loss(out.values, batch.values.to(device), adv.returns.to(device), mask, config.value_clip)

@@ -105,7 +105,8 @@ def _rloo_update(policy: LoadedModel, batch: Rollout, advantages: torch.Tensor, 
         sub = batch.select(rows)
         mask = sub.response_mask.to(device)
         with autocast_context(model, default_autocast(model, "train")):
-            out = forward_response(model, sub.input_ids.to(device), sub.attention_mask.to(device), sub.response_start)
+            out = forward_response(model, sub.input_ids.to(device), sub.attention_mask.to(device), sub.response_start,
+                                   temperature=sub.temperature)
             seq_logprobs = (out.logprobs * mask).sum(-1)
             loss = reinforce_loss(seq_logprobs, advantages[rows].to(device)) * len(rows) / n
         check_finite(step, loss=loss.item())

@@ -6,6 +6,11 @@ log-probabilities of the sampled tokens (the "old" policy of PPO) and, when a va
 values V(s_t); one no-grad pass of the reference policy (the same model with its LoRA adapters disabled)
 gives log π_ref. Nothing is recomputed later: the KL penalty and the PPO ratio use these tensors.
 
+Log-probabilities are those of the distribution that sampled, softmax(logits / T) at the rollout's
+temperature T, for the policy and the reference alike (as TRL's RLOO/GRPO do): with T = 0.7 but
+log-probs at T = 1, REINFORCE and PPO would estimate the gradient of a policy that never sampled, and the
+KL penalty would compare policies nobody ran.
+
 Token layout (all tensors [batch, ...]): the prompt is left-padded to `q` columns and the response is
 right-padded to `t` columns, so every response starts at column `q` of `input_ids` [b, q + t], and the
 per-token tensors (`logprobs`, `ref_logprobs`, `values`, `response_mask`) are [b, t].
@@ -46,6 +51,7 @@ class Rollout:
     logprobs: torch.Tensor  # [b, t] log π(y_t | x, y_<t) of the sampling policy (fp32, no grad)
     ref_logprobs: torch.Tensor  # [b, t] log π_ref(y_t | x, y_<t)
     values: torch.Tensor | None = None  # [b, t] V(s_t) when a value head was given (PPO)
+    temperature: float = 1.0  # the sampling temperature; every log-prob of this batch is at it
 
     @property
     def input_ids(self) -> torch.Tensor:  # [b, q + t]
@@ -73,7 +79,7 @@ class Rollout:
             query_ids=self.query_ids[idx], query_mask=self.query_mask[idx],
             response_ids=self.response_ids[idx], response_mask=self.response_mask[idx],
             logprobs=self.logprobs[idx], ref_logprobs=self.ref_logprobs[idx],
-            values=None if self.values is None else self.values[idx])
+            values=None if self.values is None else self.values[idx], temperature=self.temperature)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -112,8 +118,10 @@ class ResponseForward:
 
 
 def forward_response(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                     response_start: int, value_head: torch.nn.Module | None = None) -> ResponseForward:
-    """One forward pass; log-probs (and values) of the response tokens at columns response_start: .
+                     response_start: int, value_head: torch.nn.Module | None = None,
+                     temperature: float = 1.0) -> ResponseForward:
+    """One forward pass; log-probs (and values) of the response tokens at columns response_start: , under
+    softmax(logits / temperature) (the returned logits are scaled too, so entropies match).
 
     The logits at column i predict token i + 1, so response token j (column response_start + j) is
     predicted at column response_start + j − 1. `logits_to_keep` skips the LM head on prompt columns.
@@ -122,7 +130,7 @@ def forward_response(model: torch.nn.Module, input_ids: torch.Tensor, attention_
     t = input_ids.shape[1] - response_start
     out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask),
                 logits_to_keep=t + 1, output_hidden_states=value_head is not None, use_cache=False)
-    logits = out.logits[:, :-1]  # [b, t, vocab]
+    logits = out.logits[:, :-1] / temperature  # [b, t, vocab]
     logprobs = logprobs_from_logits(logits, input_ids[:, response_start:])
     values = None
     if value_head is not None:
@@ -132,13 +140,13 @@ def forward_response(model: torch.nn.Module, input_ids: torch.Tensor, attention_
 
 
 def token_logprobs(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                   response_start: int) -> torch.Tensor:
+                   response_start: int, temperature: float = 1.0) -> torch.Tensor:
     """log p(token | prefix) for every column from `response_start` on. ids/mask [b, s] -> [b, s − response_start].
 
     Differentiable (call it under `torch.no_grad()` for old / reference log-probs). Padding columns get a
     number too; multiply by the response mask.
     """
-    return forward_response(model, input_ids, attention_mask, response_start).logprobs
+    return forward_response(model, input_ids, attention_mask, response_start, temperature=temperature).logprobs
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -162,14 +170,16 @@ def score_rollout(policy: LoadedModel, batch: Rollout, frozen_ref: torch.nn.Modu
     with eval_mode(model), autocast_context(model, autocast):
         for lo in range(0, len(ids), chunk_size):
             rows = slice(lo, lo + chunk_size)
-            out = forward_response(model, ids[rows].to(device), mask[rows].to(device), start, value_head)
+            out = forward_response(model, ids[rows].to(device), mask[rows].to(device), start, value_head,
+                                   batch.temperature)
             logprobs.append(out.logprobs.cpu())
             if out.values is not None:
                 values.append(out.values.cpu())
         with reference_policy(policy, frozen_ref) as ref:
             for lo in range(0, len(ids), chunk_size):
                 rows = slice(lo, lo + chunk_size)
-                ref_logprobs.append(token_logprobs(ref, ids[rows].to(device), mask[rows].to(device), start).cpu())
+                ref_logprobs.append(token_logprobs(ref, ids[rows].to(device), mask[rows].to(device), start,
+                                                   batch.temperature).cpu())
     m = batch.response_mask
     batch.logprobs = torch.cat(logprobs) * m
     batch.ref_logprobs = torch.cat(ref_logprobs) * m
@@ -199,7 +209,8 @@ def rollout(policy: LoadedModel, prompts: list[list[dict]], gen: GenerationConfi
         prompts=list(prompts),
         responses=[policy.tokenizer.decode(ids, skip_special_tokens=True) for ids in sampled],
         query_ids=query["input_ids"], query_mask=query["attention_mask"],
-        response_ids=response_ids, response_mask=response_mask, logprobs=empty, ref_logprobs=empty)
+        response_ids=response_ids, response_mask=response_mask, logprobs=empty, ref_logprobs=empty,
+        temperature=gen.temperature if gen.do_sample and gen.temperature > 0 else 1.0)
     return score_rollout(policy, batch, frozen_ref, value_head, chunk_size=max(gen.batch_size, 1))
 
 
