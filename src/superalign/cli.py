@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("rlhf", help="run one method of the train stage (feedback, reward model, method, evaluation)")
-    p.add_argument("method", choices=["best-of-n", "sft", "dpo", "ppo", "rloo"])
+    p.add_argument("method", choices=["best-of-n", "sft", "dpo", "ppo", "rloo", "online-dpo"])
     _add_config_args(p)
     p.add_argument("--preferences", type=Path, help="preference records (JSONL, e.g. a studio export) instead of "
                    "the simulated labeler")

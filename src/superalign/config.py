@@ -60,7 +60,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "baseline": {"n_instruction": 8, "n_fact": 8, "n_policy": 6, "max_new_tokens": 24,
                      "fact_max_new_tokens": 12, "n_boot": 200},
         "train": {
-            "methods": ["best_of_n", "sft", "dpo", "ppo", "rloo"],
+            "methods": ["best_of_n", "sft", "dpo", "ppo", "rloo", "online_dpo"],
             "feedback": {"n_prompts": 12, "max_new_tokens": 16},
             "reward_model": {"backbone": "tiny-encoder", "epochs": 1},
             "best_of_n": {"n_max": 4, "ns": [1, 2, 3, 4], "max_new_tokens": 16, "n_prompts": 4},
@@ -68,6 +68,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "dpo": {"epochs": 1, "pairs": "best_vs_worst"},
             "ppo": {"steps": 2, "prompts_per_step": 2, "max_new_tokens": 12},
             "rloo": {"steps": 2, "prompts_per_step": 2, "k": 2, "max_new_tokens": 12},
+            "online_dpo": {"rounds": 2, "prompts_per_round": 3, "k": 2, "max_new_tokens": 12},
             "eval": {"n_instruction": 6, "n_fact": 4, "max_new_tokens": 16, "fact_max_new_tokens": 8,
                      "n_curve": 3, "eval_every": 1, "n_boot": 200},
         },
@@ -88,7 +89,10 @@ PROFILES: dict[str, dict[str, Any]] = {
             # tokens/s at 96 new tokens).
             "feedback": {"n_prompts": 160, "samples_per_prompt": 4, "temperature": 0.7, "max_new_tokens": 96,
                          "batch_size": 64},
-            "reward_model": {"backbone": "minilm-l6", "epochs": 3, "max_length": 256},
+            # Best-vs-worst pairs only, 6 epochs (recipes/rlhf/explore_dpo.py, 54 pairs of unseen prompts): 0.76
+            # accuracy vs 0.65 on all pairs, and its best-of-4 pick beats a random sample by +0.056 gold on
+            # unseen prompts vs +0.010 (on its training prompts both are near the oracle's +0.156).
+            "reward_model": {"backbone": "minilm-l6", "epochs": 6, "max_length": 256, "pairs": "best_vs_worst"},
             "best_of_n": {"n_max": 4, "ns": [1, 2, 3, 4], "temperature": 0.7, "max_new_tokens": 96,
                           "n_prompts": 32},
             "dpo": {"epochs": 3, "pairs": "best_vs_worst", "lr": 5e-4, "beta": 0.1, "batch_size": 8},

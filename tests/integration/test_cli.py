@@ -100,13 +100,13 @@ def test_config_command_shows_resolved_values(tmp_path):
 def test_smoke_run_trains_every_method_and_reports_it(smoke_run):
     _, run_dir, _ = smoke_run
     train = json.loads((run_dir / "results.json").read_text())["metrics"]["train"]
-    for method in ("best_of_n", "sft", "dpo", "ppo", "rloo"):
+    for method in ("best_of_n", "sft", "dpo", "ppo", "rloo", "online_dpo"):
         assert f"{method}.gold_gain" in train and f"{method}.proxy" in train, method
     lines = [json.loads(line) for line in (run_dir / "records/train.jsonl").read_text().splitlines()]
     kinds = {rec["type"] for rec in lines}
     assert {"preference", "evaluation", "optimization_point"} <= kinds
     methods = {rec["method"] for rec in lines if rec["type"] == "optimization_point"}
-    assert methods == {"best_of_n", "ppo", "rloo"}
+    assert methods == {"best_of_n", "ppo", "rloo", "online_dpo"}
     # best-of-n runs on its own subset of the held-out prompts (best_of_n.n_prompts=4 of 6 in smoke)
     bon = [rec for rec in lines if rec["type"] == "evaluation" and rec["model"].endswith("+best_of_4")]
     assert len(bon) == 4

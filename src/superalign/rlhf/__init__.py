@@ -7,7 +7,7 @@ learned reward model as the proxy (Gao, Schulman & Hilton 2022):
    file of human preferences from the studio) compares them -> preference records, split by prompt;
 2. reward model: Bradley-Terry on the training preferences; held-out accuracy, agreement with gold;
 3. policies: best-of-n against the reward model, SFT on reward-model-selected demonstrations, DPO,
-   PPO and RLOO - each from the same starting policy, with the same inputs and outputs;
+   PPO, RLOO and online DPO - each from the same starting policy, with the same inputs and outputs;
 4. evaluation: greedy answers to held-out prompts scored by gold, paired against the starting policy:
    gold reward, win rate, instruction following on constraint types never trained on, and the
    alignment tax on facts, each with a bootstrap interval;
@@ -30,14 +30,16 @@ from superalign.progress import NullProgress, Progress
 from superalign.records import Demonstration, Evaluation, Metric, OptimizationPoint, Preference
 from superalign.rlhf.dpo import DPOConfig
 from superalign.rlhf.feedback import FeedbackConfig
+from superalign.rlhf.online_dpo import OnlineDPOConfig
 from superalign.rlhf.ppo import PPOConfig
 from superalign.rlhf.reward_model import RewardModelConfig
 from superalign.rlhf.rloo import RLOOConfig
 from superalign.rlhf.sft import SFTConfig
 
 STAGE = "train"
-METHODS = ("best_of_n", "sft", "dpo", "ppo", "rloo")
-Method = Literal["best_of_n", "sft", "dpo", "ppo", "rloo"]
+METHODS = ("best_of_n", "sft", "dpo", "ppo", "rloo", "online_dpo")
+Method = Literal["best_of_n", "sft", "dpo", "ppo", "rloo", "online_dpo"]
+ONLINE = ("ppo", "rloo", "online_dpo")  # sample the policy while training: the over-optimization curve's RL runs
 
 
 class BestOfNConfig(BaseModel):
@@ -81,6 +83,7 @@ class Config(BaseModel):
     dpo: DPOConfig = Field(default_factory=DPOConfig)
     ppo: PPOConfig = Field(default_factory=PPOConfig)
     rloo: RLOOConfig = Field(default_factory=RLOOConfig)
+    online_dpo: OnlineDPOConfig = Field(default_factory=OnlineDPOConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
 
@@ -313,13 +316,13 @@ def _train_method(method: str, config: Config, rm, data: dict, tasks: dict, eval
                   out_dir: Path | None):
     """Train a fresh copy of the starting policy with one method; returns (policy, TrainResult, points, note)."""
     from superalign.models import load
-    from superalign.rlhf import dpo, ppo, rloo, sft
+    from superalign.rlhf import dpo, online_dpo, ppo, rloo, sft
     from superalign.rlhf.common import TrainingDiverged, make_trainable
 
     method_config = getattr(config, method)
     policy = make_trainable(load(config.model), method_config.adapter)
     points: list[OptimizationPoint] = []
-    online = method in ("ppo", "rloo")
+    online = method in ONLINE
 
     def hook(step: int, lm) -> None:
         points.append(_curve_point(method, step, lm, rm, tasks["curve"], evaluator, config))
@@ -336,8 +339,10 @@ def _train_method(method: str, config: Config, rm, data: dict, tasks: dict, eval
             result = dpo.train_dpo(policy, data["preferences"], method_config, **common)
         elif method == "ppo":
             result = ppo.train_ppo(policy, prompts, rm, method_config, **common)
-        else:
+        elif method == "rloo":
             result = rloo.train_rloo(policy, prompts, rm, method_config, **common)
+        else:
+            result = online_dpo.train_online_dpo(policy, prompts, rm, method_config, **common)
     except TrainingDiverged as err:  # the policy holds its last good state: evaluate that, and say so
         result, note = getattr(err, "result", None), f"{method}: {err}"
     return policy, result, points, note

@@ -262,7 +262,7 @@ def _max_abs(params: list[torch.nn.Parameter]) -> float:
     return float(torch.stack([p.detach().abs().max() for p in params]).max())
 
 
-def _dpo_step(lm: LoadedModel, batch: PairBatch, ref: torch.Tensor, optimizer: torch.optim.Optimizer,
+def dpo_step(lm: LoadedModel, batch: PairBatch, ref: torch.Tensor, optimizer: torch.optim.Optimizer,
               params: list[torch.nn.Parameter], config: DPOConfig, autocast: bool, step: int) -> dict:
     """One optimizer step on one batch; raises TrainingDiverged before any non-finite update lands."""
     model = lm.model
@@ -319,7 +319,7 @@ def train_dpo(policy: LoadedModel, prefs: Sequence[Preference], config: DPOConfi
 
     def step_fn(step: int) -> dict:
         epoch, i = schedule[step - 1]
-        return {**_dpo_step(policy, batches[i], ref[i], optimizer, params, config, autocast, step), "epoch": epoch}
+        return {**dpo_step(policy, batches[i], ref[i], optimizer, params, config, autocast, step), "epoch": epoch}
 
     return run_training("dpo", policy, len(schedule), step_fn, progress=progress, eval_hook=eval_hook,
                         eval_every=eval_every, out_dir=out_dir)
@@ -332,6 +332,7 @@ __all__ = [
     "PairBatch",
     "collate_pairs",
     "dpo_loss",
+    "dpo_step",
     "encode_pairs",
     "length_buckets",
     "reference_logprobs",
