@@ -8,6 +8,10 @@
     python recipes/rlhf/explore_dpo.py rloo 16 8 0.7 2e-4 0.1 [RM_DIR]
                     # RLOO (STEPS PROMPTS_PER_STEP TEMPERATURE LR KL_COEF) against the stage's reward model,
                     # gold on 96 unused train prompts 4 times (about 30 min)
+    python recipes/rlhf/explore_dpo.py rm_bvw [SIZE MODE]  # the stage's 80% split, best-vs-worst pairs, 6 epochs
+                    # (an ensemble of SIZE combined by MODE); accuracy on the 54 pairs of the other 20%
+    python recipes/rlhf/explore_dpo.py probe RM_DIR  # best-of-4 pick's gold gain on trained vs unseen prompts
+    python recipes/rlhf/explore_dpo.py online_dpo 8 32 RM_DIR  # online DPO, ROUNDS PROMPTS_PER_ROUND
 
 Uses the stage's own pieces (sample_responses, SimulatedLabeler, train_dpo, greedy, bootstrap_ci) on cached
 samples, so variants cost a training run each instead of a full stage. Unlike the stage, DPO here trains on
@@ -29,7 +33,13 @@ from superalign.rlhf import Config, split_tasks
 from superalign.rlhf.common import AdapterConfig, make_trainable
 from superalign.rlhf.dpo import DPOConfig, train_dpo
 from superalign.rlhf.feedback import FeedbackConfig, best_vs_worst, sample_responses, split_by_prompt, usable
-from superalign.rlhf.reward_model import RewardModelConfig, load_reward_model, train_reward_model
+from superalign.rlhf.online_dpo import OnlineDPOConfig, train_online_dpo
+from superalign.rlhf.reward_model import (
+    RewardModelConfig,
+    load_reward_model,
+    preference_accuracy,
+    train_reward_model,
+)
 from superalign.rlhf.rloo import RLOOConfig, train_rloo
 from superalign.stats import bootstrap_ci
 from superalign.world import World
@@ -113,23 +123,72 @@ def stage_reward_model(evaluator, tasks):
     return load_reward_model(path)
 
 
-def rloo(steps: int, per_step: int, temperature: float, lr: float, kl_coef: float, rm_dir: str | None = None) -> dict:
-    """RLOO against the stage's reward model (or one saved by `rm`); greedy gold on 96 unused train prompts (a
-    dev set, never the test set) every 4 steps, so the number of steps can be chosen without the test prompts."""
-    evaluator, tasks, heldout_types = setup()
-    _, gold0 = preferences(evaluator, tasks)
-    rm = load_reward_model(rm_dir) if rm_dir else stage_reward_model(evaluator, tasks)
-    policy = make_trainable(load(MODEL), AdapterConfig())
-    prompts = [t.messages for t in tasks["train"][:N_PROMPTS]]
+def stage_rm_bvw(size: int = 1, mode: str = "worst") -> dict:
+    """The quick profile's reward model on the cached samples: best-vs-worst pairs of the stage's 80% split."""
+    evaluator, tasks, _ = setup()
+    prefs, _ = preferences(evaluator, tasks)
+    splits = split_by_prompt(prefs, seed=0)
+    path = OUT / ("rm_bvw" if size == 1 else f"rm_bvw_{mode}{size}")
+    config = RewardModelConfig(backbone="minilm-l6", epochs=6, max_length=256, pairs="best_vs_worst",
+                               ensemble_size=size, ensemble_mode=mode)
+    train_reward_model(splits.train, splits.validation, config).model.save(path)
+    held = usable(splits.validation) + usable(splits.test)
+    return {"rm": str(path), "held_out_pairs": len(held), "accuracy": preference_accuracy(load_reward_model(path), held)}
+
+
+def probe(rm_dir: str) -> list[dict]:
+    """How much gold the reward model's pick among each prompt's 4 cached samples adds over a random one,
+    on prompts it trained on and on unseen ones (vs the oracle's pick)."""
+    evaluator, tasks, _ = setup()
+    prefs, _ = preferences(evaluator, tasks)
+    trained = {p.task_id for p in split_by_prompt(prefs, seed=0).train}
+    rm, by_id = load_reward_model(rm_dir), {t.id: t for t in tasks["train"]}
+    cached = json.load(open(OUT / "samples.json"))
+    rows = {True: [], False: []}
+    for tid, rs in zip(cached["ids"], cached["responses"]):
+        scores = np.asarray(rm.score([by_id[tid].messages] * len(rs), rs), dtype=float)
+        gold = np.array([evaluator.score(by_id[tid], r).gold for r in rs])
+        rows[tid in trained].append((gold[scores.argmax()] - gold.mean(), gold.max() - gold.mean()))
+    return [{"trained_prompts": seen, "n": len(r), "pick_gain": float(np.mean([a for a, _ in r])),
+             "oracle_gain": float(np.mean([b for _, b in r]))} for seen, r in rows.items()]
+
+
+def _dev_curve(evaluator, tasks, policy):
+    """An eval hook: greedy gold gain on 96 unused train prompts (a dev set, never the test set)."""
     dev = tasks["train"][N_PROMPTS:N_PROMPTS + N_TEST]
-    dev0 = _gold(policy, evaluator, dev)
-    curve = []
+    dev0, curve = _gold(policy, evaluator, dev), []
 
     def hook(step, lm):
         ci = bootstrap_ci(_gold(lm, evaluator, dev) - dev0)
         curve.append({"step": step, "dev_gain": [ci.value, ci.low, ci.high]})
         print(json.dumps(curve[-1]), flush=True)
 
+    return hook, curve
+
+
+def online_dpo(rounds: int, per_round: int, rm_dir: str) -> dict:
+    """Online DPO against a saved reward model, with the dev curve every 4 rounds."""
+    evaluator, tasks, _ = setup()
+    _, gold0 = preferences(evaluator, tasks)
+    policy = make_trainable(load(MODEL), AdapterConfig())
+    hook, curve = _dev_curve(evaluator, tasks, policy)
+    config = OnlineDPOConfig(rounds=rounds, prompts_per_round=per_round, k=K, max_new_tokens=MAX_NEW)
+    result = train_online_dpo(policy, [t.messages for t in tasks["train"][:N_PROMPTS]], load_reward_model(rm_dir),
+                              config, eval_hook=hook, eval_every=4)
+    ci = bootstrap_ci(_gold(policy, evaluator, tasks["test"]) - gold0)
+    return {"method": "online_dpo", "rounds": rounds, "per_round": per_round, "rm": rm_dir,
+            "gain": [ci.value, ci.low, ci.high], "dev_curve": curve, "history": result.history}
+
+
+def rloo(steps: int, per_step: int, temperature: float, lr: float, kl_coef: float, rm_dir: str | None = None) -> dict:
+    """RLOO against the stage's reward model (or one saved by `rm`), with the dev curve 4 times, so the number
+    of steps can be chosen without the test prompts."""
+    evaluator, tasks, heldout_types = setup()
+    _, gold0 = preferences(evaluator, tasks)
+    rm = load_reward_model(rm_dir) if rm_dir else stage_reward_model(evaluator, tasks)
+    policy = make_trainable(load(MODEL), AdapterConfig())
+    prompts = [t.messages for t in tasks["train"][:N_PROMPTS]]
+    hook, curve = _dev_curve(evaluator, tasks, policy)
     config = RLOOConfig(steps=steps, prompts_per_step=per_step, k=K, lr=lr, temperature=temperature,
                         kl_coef=kl_coef)
     result = train_rloo(policy, prompts, rm, config, eval_hook=hook, eval_every=max(4, steps // 4))
@@ -140,18 +199,21 @@ def rloo(steps: int, per_step: int, temperature: float, lr: float, kl_coef: floa
             "start_gold": float(gold0.mean())}
 
 
+COMMANDS = {
+    "dpo": lambda a: dpo(a[0], int(a[1])),
+    "rm": lambda a: reward_model(*(a[:1] or ["minilm-l6"]), float(a[1]) if len(a) > 1 else 5e-5),
+    "rloo": lambda a: rloo(int(a[0]), int(a[1]), *map(float, a[2:5]), *a[5:6]),
+    "rm_bvw": lambda a: stage_rm_bvw(int(a[0]), a[1]) if a else stage_rm_bvw(),
+    "probe": lambda a: probe(a[0]),
+    "online_dpo": lambda a: online_dpo(int(a[0]), int(a[1]), a[2]),
+}
+
 if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else ""
     if command == "sample":
         sample()
-    elif command in ("dpo", "rm"):
-        out = (dpo(sys.argv[2], int(sys.argv[3])) if command == "dpo" else
-               reward_model(*(sys.argv[2:3] or ["minilm-l6"]), float(sys.argv[3]) if len(sys.argv) > 3 else 5e-5))
-        print(json.dumps(out))
-        with open(OUT / "results.jsonl", "a") as f:
-            f.write(json.dumps(out) + "\n")
-    elif command == "rloo":
-        out = rloo(int(sys.argv[2]), int(sys.argv[3]), *map(float, sys.argv[4:7]), *sys.argv[7:8])
+    elif command in COMMANDS:
+        out = COMMANDS[command](sys.argv[2:])
         print(json.dumps(out))
         with open(OUT / "results.jsonl", "a") as f:
             f.write(json.dumps(out) + "\n")
