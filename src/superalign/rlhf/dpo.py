@@ -263,7 +263,7 @@ def _max_abs(params: list[torch.nn.Parameter]) -> float:
 
 
 def dpo_step(lm: LoadedModel, batch: PairBatch, ref: torch.Tensor, optimizer: torch.optim.Optimizer,
-              params: list[torch.nn.Parameter], config: DPOConfig, autocast: bool, step: int) -> dict:
+             params: list[torch.nn.Parameter], config: DPOConfig, autocast: bool, step: int) -> dict:
     """One optimizer step on one batch; raises TrainingDiverged before any non-finite update lands."""
     model = lm.model
     start = time.perf_counter()

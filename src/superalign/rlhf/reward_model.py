@@ -488,8 +488,8 @@ def train_reward_model(train: list[Preference], validation: list[Preference], co
     """Train a Bradley-Terry reward model (or an ensemble of ``config.ensemble_size``) on ``train``.
 
     ``config.pairs`` selects the training comparisons (validation keeps all); ties and chosen == rejected
-    pairs are dropped. Each member loads its own copy of the backbone and is
-    seeded with ``seed + member``. Returns the model (a :class:`RewardEnsemble` when ensemble_size > 1),
+    pairs are dropped. Each member loads its own copy of the backbone and is seeded with ``seed + member``.
+    Returns the model (a :class:`RewardEnsemble` when ensemble_size > 1),
     the per-step history and the accuracy on ``validation`` (NaN when it is empty).
     """
     start = time.perf_counter()
