@@ -43,3 +43,23 @@ def test_missing_preference_file(tmp_path):
     proc = superalign("rlhf", "rloo", "--profile", "smoke", "--preferences", "nope.jsonl", home=tmp_path / "home",
                       cwd=tmp_path)
     assert proc.returncode == 2 and "no such file" in proc.stderr
+
+
+def test_online_dpo_with_the_labeler_as_judge(tmp_path):
+    proc = superalign("rlhf", "online-dpo", "--profile", "smoke", "--set", "train.online_dpo.judge=labeler",
+                      home=tmp_path / "home", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    metrics = _metrics(run_dir)
+    assert "online_dpo.gold_gain" in metrics and "dpo.gold" not in metrics
+    lines = [json.loads(line) for line in (run_dir / "records/train.jsonl").read_text().splitlines()]
+    assert {rec["method"] for rec in lines if rec["type"] == "optimization_point"} == {"online_dpo"}
+
+
+def test_labeler_judge_with_a_preference_file_is_a_config_error(tmp_path):
+    path = write_jsonl(tmp_path / "prefs.jsonl", [Preference(
+        task_id="t", prompt=[{"role": "user", "content": "q"}], chosen="a", rejected="b", labeler="human:test")])
+    proc = superalign("rlhf", "online-dpo", "--profile", "smoke", "--preferences", str(path),
+                      "--set", "train.online_dpo.judge=labeler", home=tmp_path / "home", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "online_dpo.judge=reward_model" in proc.stderr and "Traceback" not in proc.stderr

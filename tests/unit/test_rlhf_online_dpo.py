@@ -92,3 +92,20 @@ def test_nan_reward_restores_saves_and_raises(policy, tmp_path):
     assert (tmp_path / "ckpt" / "adapter_config.json").exists()
     now = trainable_state(policy.model)
     assert all(torch.equal(now[k], states[-1][k]) for k in now)
+
+
+def test_a_pick_function_replaces_the_reward_models_choice(policy):
+    seen = []
+
+    def pick(indices, replies):
+        seen.append((list(indices), [len(r) for r in replies]))
+        return []  # nothing to learn: the round trains no step
+
+    before = trainable_state(policy.model)
+    result = train_online_dpo(policy, PROMPTS, fraction_of_a, tiny_config(rounds=1, judge="labeler"), pick=pick)
+    assert seen == [([1, 0], [3, 3])] or seen == [([0, 1], [3, 3])]
+    assert result.history[0]["pairs"] == 0 and result.history[0]["dpo_steps"] == 0
+    after = trainable_state(policy.model)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    with pytest.raises(ValueError, match="needs a pick function"):
+        train_online_dpo(policy, PROMPTS, fraction_of_a, tiny_config(judge="labeler"))

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from superalign.progress import NullProgress, Progress
 from superalign.records import Demonstration, Evaluation, Metric, OptimizationPoint, Preference
@@ -85,6 +85,13 @@ class Config(BaseModel):
     rloo: RLOOConfig = Field(default_factory=RLOOConfig)
     online_dpo: OnlineDPOConfig = Field(default_factory=OnlineDPOConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @model_validator(mode="after")
+    def _labeler_judge_needs_a_labeler(self) -> "Config":
+        if self.preferences_file is not None and "online_dpo" in self.methods and self.online_dpo.judge == "labeler":
+            raise ValueError("online_dpo.judge=labeler asks the simulated labeler for fresh comparisons each round; "
+                             "with a preferences file (human labels) use online_dpo.judge=reward_model")
+        return self
 
 
 class Result(BaseModel):
@@ -312,6 +319,15 @@ def _best_of_n(base, rm, tasks: dict, evaluator, config: Config, progress: Progr
     return evals, points
 
 
+def _labeler_pick(config: Config, tasks: list, evaluator):
+    """Online DPO's labeler judge: the simulated labeler compares a round's replies, best vs worst per prompt."""
+    from superalign.rlhf.feedback import best_vs_worst, collect_preferences
+    from superalign.world.labelers import SimulatedLabeler
+
+    labeler = SimulatedLabeler(config.feedback.labeler.to_config(), evaluator)
+    return lambda indices, replies: best_vs_worst(collect_preferences([tasks[i] for i in indices], replies, labeler))
+
+
 def _train_method(method: str, config: Config, rm, data: dict, tasks: dict, evaluator, progress: Progress,
                   out_dir: Path | None):
     """Train a fresh copy of the starting policy with one method; returns (policy, TrainResult, points, note)."""
@@ -342,7 +358,8 @@ def _train_method(method: str, config: Config, rm, data: dict, tasks: dict, eval
         elif method == "rloo":
             result = rloo.train_rloo(policy, prompts, rm, method_config, **common)
         else:
-            result = online_dpo.train_online_dpo(policy, prompts, rm, method_config, **common)
+            pick = _labeler_pick(config, tasks["train"], evaluator) if method_config.judge == "labeler" else None
+            result = online_dpo.train_online_dpo(policy, prompts, rm, method_config, pick=pick, **common)
     except TrainingDiverged as err:  # the policy holds its last good state: evaluate that, and say so
         result, note = getattr(err, "result", None), f"{method}: {err}"
     return policy, result, points, note

@@ -3,13 +3,16 @@
 Guo et al. 2024 ("Direct Language Model Alignment from Online AI Feedback") and Xu et al. 2023 (iterative
 DPO): offline DPO learns from samples of the starting policy only; here every round samples the current
 policy, so the pairs follow it as it moves, and the reward model (the proxy) labels them — an online
-method with the same inputs and outputs as RLOO and PPO.
+method with the same inputs and outputs as RLOO and PPO. With ``judge="labeler"`` the (simulated) labeler
+compares each round's replies afresh instead: iterated online RLHF (Bai et al. 2022 §4.5), which spends
+k(k−1)/2 new comparisons per prompt per round and needs no reward model to be right off its data.
 
 One round (`train_online_dpo`, one row of history), top to bottom:
 
 1. sample `k` replies to each of `prompts_per_round` prompts from the current policy (seeded per round);
 2. the reward model scores them; each prompt's best- against worst-scored reply is one preference pair
-   (prompts whose replies are identical give none), the pair DPO learned most from offline (README);
+   (prompts whose replies are identical give none), the pair DPO learned most from offline (README) —
+   or a `pick` function (the stage's labeler judge) chooses the pairs;
 3. `epochs` passes of DPO (`dpo.dpo_step`) over those pairs in batches of `batch_size`, against the fixed
    reference π_ref (the starting policy: LoRA adapters disabled), its log-probs computed once per round.
 
@@ -19,7 +22,9 @@ One AdamW optimizer lives through all rounds. A non-finite loss, gradient or wei
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -42,6 +47,10 @@ from superalign.rlhf.dpo import DPOConfig, collate_pairs, dpo_step, encode_pairs
 from superalign.rlhf.rollout import as_scores, prompt_batches
 
 
+# (indices into the prompt list, k replies per prompt) -> preference pairs: who labels a round if not the RM.
+Pick = Callable[[list[int], list[list[str]]], list[Preference]]
+
+
 class OnlineDPOConfig(BaseModel):
     """Online DPO settings. Defaults: a quick CPU run on SmolLM2-135M with LoRA (DPO's measured quick settings)."""
 
@@ -50,6 +59,9 @@ class OnlineDPOConfig(BaseModel):
     rounds: int = Field(8, ge=1, description="sample-label-train rounds (one history row each)")
     prompts_per_round: int = Field(32, ge=1, description="prompts sampled per round (one pair each at most)")
     k: int = Field(4, ge=2, description="replies sampled per prompt; the reward model's best vs worst is the pair")
+    judge: Literal["reward_model", "labeler"] = Field(
+        "reward_model", description="who picks each round's pairs: the reward model (the proxy), or the simulated "
+                                    "labeler asked afresh each round (k(k-1)/2 new comparisons per prompt)")
     temperature: float = Field(0.7, gt=0, description="sampling temperature")
     max_new_tokens: int = Field(96, ge=1, description="reply length cap")
     sample_batch_size: int = Field(64, ge=1, description="rows per generation batch")
@@ -84,14 +96,19 @@ def reward_model_pairs(prompts: list[list[dict]], replies: list[list[str]], scor
 
 
 def train_online_dpo(policy: LoadedModel, prompts: list[list[dict]], reward_fn: RewardFn, config: OnlineDPOConfig,
-                     *, progress: Progress | None = None, eval_hook: EvalHook | None = None, eval_every: int = 0,
-                     out_dir: Path | None = None) -> TrainResult:
+                     *, pick: Pick | None = None, progress: Progress | None = None, eval_hook: EvalHook | None = None,
+                     eval_every: int = 0, out_dir: Path | None = None) -> TrainResult:
     """Optimize `policy` (already trainable, trained in place) against `reward_fn` with online DPO.
+
+    `pick` (when given) chooses each round's pairs instead of the reward model, which then only reports
+    the proxy score. The caller builds it from ``config.judge`` (the stage: a labeler over its tasks).
 
     `history` has one row per round: step, pairs, proxy (mean reward-model score of the round's samples),
     proxy_margin (mean best − worst score), loss, margin, accuracy (DPO's, means over the round's steps),
     dpo_steps (so far, all rounds), response_tokens.
     """
+    if config.judge == "labeler" and pick is None:
+        raise ValueError("online DPO with judge='labeler' needs a pick function that asks the labeler")
     torch.manual_seed(config.seed)
     params = trainable_params(policy.model)
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
@@ -111,10 +128,10 @@ def train_online_dpo(policy: LoadedModel, prompts: list[list[dict]], reward_fn: 
         scores = as_scores(reward_fn(group, flat), len(group)).view(-1, config.k).numpy()
         check_finite(step, reward=float(scores.mean()))
         replies = [flat[i * config.k:(i + 1) * config.k] for i in range(len(chosen))]
-        pairs = reward_model_pairs(chosen, replies, list(scores))
+        pairs = pick(batches[step - 1], replies) if pick else reward_model_pairs(chosen, replies, list(scores))
         encoded = encode_pairs(policy, pairs, config.max_length).pairs
         if not encoded:  # every prompt's replies were identical: nothing to learn this round
-            return {"pairs": 0, "proxy": float(scores.mean()), "proxy_margin": 0.0, "dpo_steps": 0}
+            return {"pairs": 0, "proxy": float(scores.mean()), "proxy_margin": 0.0, "dpo_steps": dpo_steps}
         buckets = length_buckets([p.length for p in encoded], config.batch_size)
         data = [collate_pairs([encoded[i] for i in b], pad_id(policy.tokenizer)) for b in buckets]
         ref = reference_logprobs(policy, data, autocast)
