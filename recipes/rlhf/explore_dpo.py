@@ -11,7 +11,8 @@
     python recipes/rlhf/explore_dpo.py rm_bvw [SIZE MODE]  # the stage's 80% split, best-vs-worst pairs, 6 epochs
                     # (an ensemble of SIZE combined by MODE); accuracy on the 54 pairs of the other 20%
     python recipes/rlhf/explore_dpo.py probe RM_DIR  # best-of-4 pick's gold gain on trained vs unseen prompts
-    python recipes/rlhf/explore_dpo.py online_dpo 8 32 RM_DIR  # online DPO, ROUNDS PROMPTS_PER_ROUND
+    python recipes/rlhf/explore_dpo.py online_dpo 8 32 RM_DIR [labeler]  # online DPO, ROUNDS PROMPTS_PER_ROUND;
+                    # "labeler": the simulated labeler picks each round's pairs instead of the reward model
 
 Uses the stage's own pieces (sample_responses, SimulatedLabeler, train_dpo, greedy, bootstrap_ci) on cached
 samples, so variants cost a training run each instead of a full stage. Unlike the stage, DPO here trains on
@@ -32,7 +33,14 @@ from superalign.models import greedy, load
 from superalign.rlhf import Config, split_tasks
 from superalign.rlhf.common import AdapterConfig, make_trainable
 from superalign.rlhf.dpo import DPOConfig, train_dpo
-from superalign.rlhf.feedback import FeedbackConfig, best_vs_worst, sample_responses, split_by_prompt, usable
+from superalign.rlhf.feedback import (
+    FeedbackConfig,
+    best_vs_worst,
+    collect_preferences,
+    sample_responses,
+    split_by_prompt,
+    usable,
+)
 from superalign.rlhf.online_dpo import OnlineDPOConfig, train_online_dpo
 from superalign.rlhf.reward_model import (
     RewardModelConfig,
@@ -166,17 +174,20 @@ def _dev_curve(evaluator, tasks, policy):
     return hook, curve
 
 
-def online_dpo(rounds: int, per_round: int, rm_dir: str) -> dict:
-    """Online DPO against a saved reward model, with the dev curve every 4 rounds."""
+def online_dpo(rounds: int, per_round: int, rm_dir: str, judge: str = "reward_model") -> dict:
+    """Online DPO against a saved reward model (or with the labeler judging each round), dev curve every 4 rounds."""
     evaluator, tasks, _ = setup()
     _, gold0 = preferences(evaluator, tasks)
     policy = make_trainable(load(MODEL), AdapterConfig())
     hook, curve = _dev_curve(evaluator, tasks, policy)
-    config = OnlineDPOConfig(rounds=rounds, prompts_per_round=per_round, k=K, max_new_tokens=MAX_NEW)
-    result = train_online_dpo(policy, [t.messages for t in tasks["train"][:N_PROMPTS]], load_reward_model(rm_dir),
-                              config, eval_hook=hook, eval_every=4)
+    train = tasks["train"][:N_PROMPTS]
+    labeler = SimulatedLabeler(LabelerConfig(temperature=0.1, tie_margin=0.05), evaluator)  # as `preferences`
+    pick = (lambda idx, replies: best_vs_worst(collect_preferences([train[i] for i in idx], replies, labeler)))
+    config = OnlineDPOConfig(rounds=rounds, prompts_per_round=per_round, k=K, max_new_tokens=MAX_NEW, judge=judge)
+    result = train_online_dpo(policy, [t.messages for t in train], load_reward_model(rm_dir), config,
+                              pick=pick if judge == "labeler" else None, eval_hook=hook, eval_every=4)
     ci = bootstrap_ci(_gold(policy, evaluator, tasks["test"]) - gold0)
-    return {"method": "online_dpo", "rounds": rounds, "per_round": per_round, "rm": rm_dir,
+    return {"method": "online_dpo", "rounds": rounds, "per_round": per_round, "rm": rm_dir, "judge": judge,
             "gain": [ci.value, ci.low, ci.high], "dev_curve": curve, "history": result.history}
 
 
@@ -205,7 +216,7 @@ COMMANDS = {
     "rloo": lambda a: rloo(int(a[0]), int(a[1]), *map(float, a[2:5]), *a[5:6]),
     "rm_bvw": lambda a: stage_rm_bvw(int(a[0]), a[1]) if a else stage_rm_bvw(),
     "probe": lambda a: probe(a[0]),
-    "online_dpo": lambda a: online_dpo(int(a[0]), int(a[1]), a[2]),
+    "online_dpo": lambda a: online_dpo(int(a[0]), int(a[1]), *a[2:4]),
 }
 
 if __name__ == "__main__":
