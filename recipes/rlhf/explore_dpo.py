@@ -167,6 +167,8 @@ def _dev_curve(evaluator, tasks, policy):
     dev0, curve = _gold(policy, evaluator, dev), []
 
     def hook(step, lm):
+        if step == 0:  # the policy is the start: the gain is 0 by construction
+            return
         ci = bootstrap_ci(_gold(lm, evaluator, dev) - dev0)
         curve.append({"step": step, "dev_gain": [ci.value, ci.low, ci.high]})
         print(json.dumps(curve[-1]), flush=True)
