@@ -109,3 +109,20 @@ def test_a_pick_function_replaces_the_reward_models_choice(policy):
     assert all(torch.equal(before[k], after[k]) for k in before)
     with pytest.raises(ValueError, match="needs a pick function"):
         train_online_dpo(policy, PROMPTS, fraction_of_a, tiny_config(judge="labeler"))
+
+
+def test_full_fine_tuning_keeps_the_starting_weights_as_reference(monkeypatch):
+    policy = make_trainable(load("tiny-llama"), AdapterConfig(mode="full"))
+    start = {k: v.detach().clone() for k, v in policy.model.state_dict().items()}
+    frozen_seen, real_reference = [], online_module.reference_logprobs
+
+    def capture(*args, frozen=None, **kwargs):
+        frozen_seen.append(frozen)
+        return real_reference(*args, frozen=frozen, **kwargs)
+
+    monkeypatch.setattr(online_module, "reference_logprobs", capture)
+    by_position = lambda prompts, replies: torch.arange(len(replies), dtype=torch.float)  # last beats first
+    train_online_dpo(policy, PROMPTS, by_position, tiny_config(rounds=2, lr=1e-4, adapter=AdapterConfig(mode="full")))
+    assert len(frozen_seen) == 2 and frozen_seen[0] is frozen_seen[1] is not None
+    assert all(torch.equal(v, start[k]) for k, v in frozen_seen[0].state_dict().items())
+    assert any(not torch.equal(v, start[k]) for k, v in policy.model.state_dict().items())  # the policy moved

@@ -229,14 +229,17 @@ def _batch_logprobs(model: torch.nn.Module, batch: PairBatch) -> torch.Tensor:
 
 @torch.no_grad()
 def reference_logprobs(lm: LoadedModel, batches: Sequence[PairBatch], autocast: bool,
-                       advance: Callable[[int], None] | None = None) -> list[torch.Tensor]:
+                       advance: Callable[[int], None] | None = None,
+                       frozen: torch.nn.Module | None = None) -> list[torch.Tensor]:
     """log π_ref of every row of every batch, [2b] each, computed once before training.
 
-    π_ref is the policy with its adapters disabled (LoRA) or a frozen copy of the starting weights (full
-    fine-tuning), freed when this returns. The same batches and autocast as training: before the first
-    update the log-ratios are then exactly zero.
+    π_ref is the policy with its adapters disabled (LoRA), or for full fine-tuning ``frozen`` (a copy of
+    the starting weights kept by a caller that trains between calls) or else a frozen copy of the current
+    weights, freed when this returns. The same batches and autocast as training: before the first update
+    the log-ratios are then exactly zero.
     """
-    frozen = None if hasattr(lm.model, "disable_adapter") else frozen_reference(lm, AdapterConfig(mode="full"))
+    if frozen is None and not hasattr(lm.model, "disable_adapter"):
+        frozen = frozen_reference(lm, AdapterConfig(mode="full"))
     out = []
     with reference_policy(lm, frozen) as ref, eval_mode(ref), autocast_context(ref, autocast):
         for batch in batches:

@@ -40,6 +40,7 @@ from superalign.rlhf.common import (
     RewardFn,
     TrainResult,
     check_finite,
+    frozen_reference,
     run_training,
     trainable_params,
 )
@@ -110,6 +111,7 @@ def train_online_dpo(policy: LoadedModel, prompts: list[list[dict]], reward_fn: 
     if config.judge == "labeler" and pick is None:
         raise ValueError("online DPO with judge='labeler' needs a pick function that asks the labeler")
     torch.manual_seed(config.seed)
+    frozen = frozen_reference(policy, config.adapter)  # π_ref stays the start across rounds (None under LoRA)
     params = trainable_params(policy.model)
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
     dpo_config = config.dpo()
@@ -134,7 +136,7 @@ def train_online_dpo(policy: LoadedModel, prompts: list[list[dict]], reward_fn: 
             return {"pairs": 0, "proxy": float(scores.mean()), "proxy_margin": 0.0, "dpo_steps": dpo_steps}
         buckets = length_buckets([p.length for p in encoded], config.batch_size)
         data = [collate_pairs([encoded[i] for i in b], pad_id(policy.tokenizer)) for b in buckets]
-        ref = reference_logprobs(policy, data, autocast)
+        ref = reference_logprobs(policy, data, autocast, frozen=frozen)
         rows = []
         for _ in range(config.epochs):
             for i in torch.randperm(len(data), generator=torch.Generator().manual_seed(config.seed + step)).tolist():
