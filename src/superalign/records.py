@@ -182,18 +182,13 @@ def jsonl_objects(path: str | os.PathLike, error: type[Exception] = RecordFileEr
 
 def iter_jsonl(path: str | os.PathLike, cls: type[R] | None = None) -> Iterator[Record]:
     """Yield records from a JSONL file; ``cls`` restricts (and checks) the type."""
-    path = Path(path)
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-                rec = cls.model_validate(data) if cls else _ANY.validate_python(data)
-            except (json.JSONDecodeError, ValidationError) as e:
-                first = str(e).splitlines()[0]
-                raise RecordFileError(f"{path}:{lineno}: not a valid record: {first}") from None
-            yield rec
+    for lineno, data in jsonl_objects(path):
+        try:
+            rec = cls.model_validate(data) if cls else _ANY.validate_python(data)
+        except ValidationError as e:
+            first = str(e).splitlines()[0]
+            raise RecordFileError(f"{path}:{lineno}: not a valid record: {first}") from None
+        yield rec
 
 
 def read_jsonl(path: str | os.PathLike, cls: type[R] | None = None) -> list:
