@@ -11,9 +11,8 @@ from superalign.models.generation import completion_logprobs
 from superalign.rlhf import online_dpo as online_module
 from superalign.rlhf.common import AdapterConfig, TrainingDiverged, make_trainable, trainable_state
 from superalign.rlhf.online_dpo import OnlineDPOConfig, reward_model_pairs, train_online_dpo
+from tests.unit.rl_common import ADAPTER, PROMPTS, fraction_of_a, tiny_policy
 
-PROMPTS = [[{"role": "user", "content": "hi"}], [{"role": "user", "content": "say something"}]]
-ADAPTER = AdapterConfig(r=4, alpha=8)
 
 
 def tiny_config(**overrides) -> OnlineDPOConfig:
@@ -21,13 +20,10 @@ def tiny_config(**overrides) -> OnlineDPOConfig:
     return OnlineDPOConfig(**{**base, **overrides})
 
 
-def fraction_of_a(prompts, responses):
-    return torch.tensor([r.count("a") / max(len(r), 1) for r in responses])
-
 
 @pytest.fixture
 def policy():
-    return make_trainable(load("tiny-llama"), ADAPTER)
+    return tiny_policy()
 
 
 def test_reward_model_pairs_by_hand():

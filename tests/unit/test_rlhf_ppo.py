@@ -5,9 +5,8 @@ import math
 import pytest
 import torch
 
-from superalign.models import load
 from superalign.rlhf import ppo as ppo_module
-from superalign.rlhf.common import AdapterConfig, TrainingDiverged, make_trainable, trainable_state
+from superalign.rlhf.common import TrainingDiverged, trainable_state
 from superalign.rlhf.ppo import (
     PPOConfig,
     gae,
@@ -18,9 +17,8 @@ from superalign.rlhf.ppo import (
     value_loss,
 )
 from superalign.rlhf.rollout import token_logprobs
+from tests.unit.rl_common import ADAPTER, PROMPTS, fraction_of_a, tiny_policy
 
-PROMPTS = [[{"role": "user", "content": "hi"}], [{"role": "user", "content": "say something"}]]
-ADAPTER = AdapterConfig(r=4, alpha=8)
 
 
 def tiny_config(**overrides) -> PPOConfig:
@@ -29,14 +27,10 @@ def tiny_config(**overrides) -> PPOConfig:
     return PPOConfig(**{**base, **overrides})
 
 
-def fraction_of_a(prompts, responses):
-    """A planted reward: the share of the letter "a" in the reply."""
-    return torch.tensor([r.count("a") / max(len(r), 1) for r in responses])
-
 
 @pytest.fixture
 def policy():
-    return make_trainable(load("tiny-llama"), ADAPTER)
+    return tiny_policy()
 
 
 # --- formulas ------------------------------------------------------------------------------------

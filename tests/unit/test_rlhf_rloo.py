@@ -5,14 +5,12 @@ import math
 import pytest
 import torch
 
-from superalign.models import load
 from superalign.rlhf import rloo as rloo_module
-from superalign.rlhf.common import AdapterConfig, TrainingDiverged, make_trainable, trainable_state
+from superalign.rlhf.common import TrainingDiverged, trainable_state
 from superalign.rlhf.rloo import RLOOConfig, reinforce_loss, rloo_advantages, rloo_rewards, train_rloo
 from superalign.rlhf.rollout import token_logprobs
+from tests.unit.rl_common import ADAPTER, PROMPTS, fraction_of_a, tiny_policy
 
-PROMPTS = [[{"role": "user", "content": "hi"}], [{"role": "user", "content": "say something"}]]
-ADAPTER = AdapterConfig(r=4, alpha=8)
 
 
 def tiny_config(**overrides) -> RLOOConfig:
@@ -20,13 +18,10 @@ def tiny_config(**overrides) -> RLOOConfig:
     return RLOOConfig(**{**base, **overrides})
 
 
-def fraction_of_a(prompts, responses):
-    return torch.tensor([r.count("a") / max(len(r), 1) for r in responses])
-
 
 @pytest.fixture
 def policy():
-    return make_trainable(load("tiny-llama"), ADAPTER)
+    return tiny_policy()
 
 
 def test_rloo_advantages_by_hand():
