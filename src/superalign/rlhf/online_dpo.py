@@ -121,16 +121,16 @@ def train_online_dpo(policy: LoadedModel, prompts: list[list[dict]], reward_fn: 
 
     def step_fn(step: int) -> dict:
         nonlocal dpo_steps
-        chosen = [prompts[i] for i in batches[step - 1]]
-        group = [p for p in chosen for _ in range(config.k)]  # rows [p*k, (p+1)*k) belong to prompt p
+        round_prompts = [prompts[i] for i in batches[step - 1]]
+        group = [p for p in round_prompts for _ in range(config.k)]  # rows [p*k, (p+1)*k) belong to prompt p
         gen = GenerationConfig(max_new_tokens=config.max_new_tokens, temperature=config.temperature,
                                seed=config.seed + 7919 * step, batch_size=config.sample_batch_size)
         ids = generate_ids(policy, group, gen)
         flat = [policy.tokenizer.decode(x, skip_special_tokens=True) for x in ids]
         scores = as_scores(reward_fn(group, flat), len(group)).view(-1, config.k).numpy()
         check_finite(step, reward=float(scores.mean()))
-        replies = [flat[i * config.k:(i + 1) * config.k] for i in range(len(chosen))]
-        pairs = pick(batches[step - 1], replies) if pick else reward_model_pairs(chosen, replies, list(scores))
+        replies = [flat[i * config.k:(i + 1) * config.k] for i in range(len(round_prompts))]
+        pairs = pick(batches[step - 1], replies) if pick else reward_model_pairs(round_prompts, replies, list(scores))
         encoded = encode_pairs(policy, pairs, config.max_length).pairs
         if not encoded:  # every prompt's replies were identical: nothing to learn this round
             return {"pairs": 0, "proxy": float(scores.mean()), "proxy_margin": 0.0, "dpo_steps": dpo_steps}
