@@ -118,6 +118,13 @@ def test_numeric_answers():
     small = comp.options[0][0]
     assert comp.check(big) and comp.check(f"{big} is larger than {small}.")
     assert not comp.check(small) and not comp.check(f"{small} is smaller than {big}.")
+    # Restating the two numbers is not an answer, in either order; an answer after the restatement is.
+    for a, b in ((big, small), (small, big)):
+        assert not comp.check(f"We need the greatest common divisor (GCD) of {a} and {b}.")
+        assert not comp.check(f"Comparing {a}, {b} and other numbers")
+        assert not comp.check(f"{a} or {b}? Hard to say.")
+        assert comp.check(f"Of {a} and {b}, the larger is {big}.")
+    assert comp.check(f"{big}, not {small}")
     conv = conversion_questions(random.Random(0), 3)[0]
     assert conv.check(f"That is {conv.answer}.")
     assert conv.check(f"{int(conv.answer):,}")  # thousands separators

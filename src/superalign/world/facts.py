@@ -7,7 +7,8 @@ Questions are checked leniently: case, accents and punctuation are ignored, alia
 the answer must appear as a whole word or phrase. Where the question offers options (animal classes,
 the two numbers of a comparison, the capitals and symbols the knowledge base knows), the *first*
 option mentioned in the response is taken as the answer, so "Paris, not Lyon" counts but listing
-every option does not. Limitation: "bats are not birds, they are mammals" reads as "birds".
+every option does not; a comparison's two numbers restated side by side ("the GCD of 438 and 333") are
+not an answer either. Limitation: "bats are not birds, they are mammals" reads as "birds".
 
 Statements come in fours per fact: the true claim, a false claim with a plausible wrong object
 (another capital, a neighbouring number...), and the negation of each. A negated statement has the
@@ -17,6 +18,7 @@ opposite label of the claim it negates, and shares its ``pair_id``: 50/50 balanc
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 
 from superalign.world.text import normalize, numbers_with_positions, phrase_position
@@ -132,12 +134,34 @@ class FactQuestion:
     def _check_numeric(self, response: str) -> bool:
         target = float(self.answer)
         others = {float(o[0]) for o in self.options}
-        for _, value in numbers_with_positions(response):
+        found = numbers_with_positions(response)
+        i = 0
+        while i < len(found):
+            value = found[i][1]
+            if i + 1 < len(found) and _restates_options(response, found[i], found[i + 1], others | {target}):
+                i += 2  # "the GCD of 438 and 333": the question's numbers restated, not an answer
+                continue
             if value == target:
                 return True
             if value in others:  # a competing option was named first
                 return False
+            i += 1
         return False
+
+
+# Between two numbers that merely restate a comparison's options: "438 and 333", "438, 333", "438 or 333".
+_RESTATED = re.compile(r"\S+\s*,?\s*(?:(?:and|or|vs\.?|versus|&)\s+)?", re.IGNORECASE)
+
+
+def _restates_options(response: str, first: tuple[int, float], second: tuple[int, float], options: set[float]) -> bool:
+    """Whether two successive numbers of `response` are both options, joined by no more than "and"/"or"/a comma.
+
+    Without this, echoing the question ("we need the GCD of 438 and 333") answered it whenever the larger
+    number came first in the question: half the comparisons passed without an answer.
+    """
+    if len(options) != 2 or {first[1], second[1]} != options:
+        return False
+    return _RESTATED.fullmatch(response[first[0]:second[0]]) is not None
 
 
 def capital_questions() -> list[FactQuestion]:
