@@ -11,7 +11,7 @@
     python recipes/rlhf/explore_dpo.py rm_bvw [SIZE MODE]  # the stage's 80% split, best-vs-worst pairs, 6 epochs
                     # (an ensemble of SIZE combined by MODE); accuracy on the 54 pairs of the other 20%
     python recipes/rlhf/explore_dpo.py probe RM_DIR  # best-of-4 pick's gold gain on trained vs unseen prompts
-    python recipes/rlhf/explore_dpo.py online_dpo 8 32 RM_DIR [labeler [EPOCHS]]  # online DPO, ROUNDS PROMPTS_PER_ROUND;
+    python recipes/rlhf/explore_dpo.py online_dpo 8 32 RM_DIR [labeler [EPOCHS [BETA [LR]]]]  # online DPO, ROUNDS PROMPTS_PER_ROUND;
                     # "labeler": the simulated labeler picks each round's pairs instead of the reward model
 
 Uses the stage's own pieces (sample_responses, SimulatedLabeler, train_dpo, greedy, bootstrap_ci) on cached
@@ -176,22 +176,39 @@ def _dev_curve(evaluator, tasks, policy):
     return hook, curve
 
 
-def online_dpo(rounds: int, per_round: int, rm_dir: str, judge: str = "reward_model", epochs: int = 1) -> dict:
-    """Online DPO against a saved reward model (or with the labeler judging each round), dev curve every 4 rounds."""
+def online_dpo(rounds: int, per_round: int, rm_dir: str, judge: str = "reward_model", epochs: int = 1,
+               beta: float = 0.1, lr: float = 5e-4) -> dict:
+    """Online DPO against a saved reward model (or with the labeler judging each round), dev curve every 4 rounds.
+
+    Logs each round's mean gold of the samples and of the picked pairs (the experimenter reads gold, the
+    method does not), to tell a sampled distribution that improves from greedy answers that do."""
     evaluator, tasks, _ = setup()
     _, gold0 = preferences(evaluator, tasks)
     policy = make_trainable(load(MODEL), AdapterConfig())
     hook, curve = _dev_curve(evaluator, tasks, policy)
     train = tasks["train"][:N_PROMPTS]
     labeler = SimulatedLabeler(LabelerConfig(temperature=0.1, tie_margin=0.05), evaluator)  # as `preferences`
-    pick = (lambda idx, replies: best_vs_worst(collect_preferences([train[i] for i in idx], replies, labeler)))
+    rounds_gold = []
+
+    def pick(idx, replies):
+        pairs = best_vs_worst(collect_preferences([train[i] for i in idx], replies, labeler))
+        task = {t.id: t for t in train}
+        margin = [evaluator.score(task[p.task_id], p.chosen).gold - evaluator.score(task[p.task_id], p.rejected).gold
+                  for p in pairs]
+        rounds_gold.append({"sample_gold": float(np.mean([evaluator.score(train[i], r).gold
+                                                           for i, rs in zip(idx, replies) for r in rs])),
+                            "pair_gold_margin": float(np.mean(margin)) if margin else None})
+        print(json.dumps(rounds_gold[-1]), flush=True)
+        return pairs if judge == "labeler" else None
+
     config = OnlineDPOConfig(rounds=rounds, prompts_per_round=per_round, k=K, max_new_tokens=MAX_NEW, judge=judge,
-                             epochs=epochs)
+                             epochs=epochs, beta=beta, lr=lr)
     result = train_online_dpo(policy, [t.messages for t in train], load_reward_model(rm_dir), config,
                               pick=pick if judge == "labeler" else None, eval_hook=hook, eval_every=4)
     ci = bootstrap_ci(_gold(policy, evaluator, tasks["test"]) - gold0)
-    return {"method": "online_dpo", "rounds": rounds, "per_round": per_round, "rm": rm_dir, "judge": judge, "epochs": epochs,
-            "gain": [ci.value, ci.low, ci.high], "dev_curve": curve, "history": result.history}
+    return {"method": "online_dpo", "rounds": rounds, "per_round": per_round, "rm": rm_dir, "judge": judge,
+            "epochs": epochs, "beta": beta, "lr": lr, "gain": [ci.value, ci.low, ci.high], "dev_curve": curve,
+            "rounds_gold": rounds_gold, "history": result.history}
 
 
 def rloo(steps: int, per_step: int, temperature: float, lr: float, kl_coef: float, rm_dir: str | None = None) -> dict:
@@ -219,7 +236,7 @@ COMMANDS = {
     "rloo": lambda a: rloo(int(a[0]), int(a[1]), *map(float, a[2:5]), *a[5:6]),
     "rm_bvw": lambda a: stage_rm_bvw(int(a[0]), a[1]) if a else stage_rm_bvw(),
     "probe": lambda a: probe(a[0]),
-    "online_dpo": lambda a: online_dpo(int(a[0]), int(a[1]), *a[2:4], *map(int, a[4:5])),
+    "online_dpo": lambda a: online_dpo(int(a[0]), int(a[1]), *a[2:4], *map(int, a[4:5]), *map(float, a[5:7])),
 }
 
 if __name__ == "__main__":
