@@ -110,7 +110,8 @@ def main() -> None:
     parser.add_argument("--lora-only", action="store_true", help="only the LoRA merged-vs-unmerged sampling")
     args = parser.parse_args()
 
-    lora = {f"lora_generate_b{b}_bf16": bench_lora_merge(args.model, b, args.new_tokens, args.repeats) for b in (16, 64)}
+    lora = {f"lora_generate_b{b}_bf16": bench_lora_merge(args.model, b, args.new_tokens, args.repeats)
+            for b in (16, 64)}
     print(json.dumps(lora, indent=2), flush=True)
     if args.lora_only:
         return

@@ -11,7 +11,8 @@
     python recipes/rlhf/explore_dpo.py rm_bvw [SIZE MODE]  # the stage's 80% split, best-vs-worst pairs, 6 epochs
                     # (an ensemble of SIZE combined by MODE); accuracy on the 54 pairs of the other 20%
     python recipes/rlhf/explore_dpo.py probe RM_DIR  # best-of-4 pick's gold gain on trained vs unseen prompts
-    python recipes/rlhf/explore_dpo.py online_dpo 8 32 RM_DIR [labeler [EPOCHS [BETA [LR]]]]  # online DPO, ROUNDS PROMPTS_PER_ROUND;
+    python recipes/rlhf/explore_dpo.py online_dpo 8 32 RM_DIR [labeler [EPOCHS [BETA [LR]]]]
+                    # online DPO, ROUNDS PROMPTS_PER_ROUND (1 DPO pass per round unless EPOCHS);
                     # "labeler": the simulated labeler picks each round's pairs instead of the reward model
 
 Uses the stage's own pieces (sample_responses, SimulatedLabeler, train_dpo, greedy, bootstrap_ci) on cached
@@ -199,7 +200,7 @@ def online_dpo(rounds: int, per_round: int, rm_dir: str, judge: str = "reward_mo
                                                            for i, rs in zip(idx, replies) for r in rs])),
                             "pair_gold_margin": float(np.mean(margin)) if margin else None})
         print(json.dumps(rounds_gold[-1]), flush=True)
-        return pairs if judge == "labeler" else None
+        return pairs
 
     config = OnlineDPOConfig(rounds=rounds, prompts_per_round=per_round, k=K, max_new_tokens=MAX_NEW, judge=judge,
                              epochs=epochs, beta=beta, lr=lr)

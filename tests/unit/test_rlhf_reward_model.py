@@ -109,6 +109,18 @@ def test_learns_planted_preference_on_tiny_encoder():
     assert abs(float(scores.mean())) < 1e-3
 
 
+def test_encoder_scores_a_response_longer_than_max_length():
+    """A reply that alone overflows the window is cut with its prompt (the tokenizer raised here once,
+    at the end of a 39-minute stage run)."""
+    model = build_reward_model(load("tiny-encoder"), RewardModelConfig(backbone="tiny-encoder", max_length=32))
+    prompts = [[{"role": "user", "content": "a long question " * 10}]] * 2
+    responses = ["zebra " * 100, "short"]
+    rows = model.encode(prompts, responses)
+    assert all(len(r) <= 32 for r in rows) and len(rows[0]) == 32
+    assert rows[1] == model.encode(prompts[1:], responses[1:])[0]  # a reply that fits: only the prompt is cut
+    assert torch.isfinite(model.score(prompts, responses)).all()
+
+
 def test_decoder_lora_reward_model_trains_saves_and_loads(tmp_path):
     config = RewardModelConfig(backbone="tiny-llama", lr=3e-3, head_lr=3e-3, epochs=1, batch_size=8, max_length=64)
     result = train_reward_model(planted(16, 0), [], config)

@@ -90,8 +90,8 @@ class Config(BaseModel):
     def _labeler_judge_needs_a_labeler(self) -> "Config":
         if self.preferences_file is not None and "online_dpo" in self.methods and self.online_dpo.judge == "labeler":
             raise ValueError("online_dpo.judge=labeler asks the simulated labeler for fresh comparisons each round; "
-                             "with a preferences file (human labels) add --set train.online_dpo.judge=reward_model, or leave "
-                             "online_dpo out of train.methods")
+                             "with a preferences file (human labels) add --set train.online_dpo.judge=reward_model, "
+                             "or leave online_dpo out of train.methods")
         return self
 
 

@@ -145,10 +145,20 @@ def _encode(lm: LoadedModel, pooling: str, prompts: list[list[dict]], responses:
     """Token ids per (prompt, response), at most ``max_length`` long, keeping the response's end."""
     tok = lm.tokenizer
     if pooling == "mean":
-        # Sentence pair; only the prompt is cut when too long (the response is what is judged).
+        # Sentence pair; only the prompt is cut when too long (the response is what is judged) — unless the
+        # response alone leaves no room for a prompt token, where the tokenizer would raise: both are cut then.
         limit = min(max_length, getattr(lm.model.config, "max_position_embeddings", max_length))
-        enc = tok([_prompt_text(p) for p in prompts], responses, truncation="only_first", max_length=limit)
-        return [ids[:limit] for ids in enc["input_ids"]]  # (a response longer than `limit` alone is cut)
+        texts = [_prompt_text(p) for p in prompts]
+        room = limit - tok.num_special_tokens_to_add(pair=True) - 1
+        long = {i for i, ids in enumerate(tok(responses, add_special_tokens=False)["input_ids"]) if len(ids) > room}
+        rows: list[list[int]] = [[] for _ in responses]
+        for strategy, idx in (("only_first", [i for i in range(len(responses)) if i not in long]),
+                              ("longest_first", sorted(long))):
+            if idx:
+                enc = tok([texts[i] for i in idx], [responses[i] for i in idx], truncation=strategy, max_length=limit)
+                for i, ids in zip(idx, enc["input_ids"]):
+                    rows[i] = ids
+        return rows
     eot = end_of_turn_id(lm)
     rows = []
     for messages, response in zip(prompts, responses):
