@@ -85,9 +85,10 @@ def eval_mode(model: torch.nn.Module) -> Iterator[None]:
 def merged_adapters(model: torch.nn.Module) -> Iterator[None]:
     """Fold active LoRA adapters into the base weights for the duration; restore those weights bit for bit after.
 
-    For generation only (no gradients flow through a merged layer). An unmerged LoRA layer adds two small
-    matmuls and a few ops per linear layer per token, which on a 2-core CPU made decoding a LoRA policy far
-    slower than decoding the same weights merged (benchmarks/generation.py). Merge-then-unmerge alone would
+    For generation only (no gradients flow through a merged layer): an unmerged LoRA layer adds two small
+    matmuls and a few ops per linear layer per token. Measured (benchmarks/generation.py --lora-only, SmolLM2,
+    64 new tokens, one repeat): 0.89x at batch 16 and 1.04x at batch 64, i.e. no clear gain on a 2-core CPU;
+    kept while the README's train-stage numbers, produced with it, stand. Merge-then-unmerge alone would
     leave fp32 round-off in the base weights, so they are copied first. A model without adapters, or with
     them disabled (the reference policy) or already merged, runs as it is.
     """
