@@ -151,14 +151,8 @@ def _encode(lm: LoadedModel, pooling: str, prompts: list[list[dict]], responses:
         texts = [_prompt_text(p) for p in prompts]
         room = limit - tok.num_special_tokens_to_add(pair=True) - 1
         long = {i for i, ids in enumerate(tok(responses, add_special_tokens=False)["input_ids"]) if len(ids) > room}
-        rows: list[list[int]] = [[] for _ in responses]
-        for strategy, idx in (("only_first", [i for i in range(len(responses)) if i not in long]),
-                              ("longest_first", sorted(long))):
-            if idx:
-                enc = tok([texts[i] for i in idx], [responses[i] for i in idx], truncation=strategy, max_length=limit)
-                for i, ids in zip(idx, enc["input_ids"]):
-                    rows[i] = ids
-        return rows
+        return [tok(text, response, truncation="longest_first" if i in long else "only_first",
+                    max_length=limit)["input_ids"] for i, (text, response) in enumerate(zip(texts, responses))]
     eot = end_of_turn_id(lm)
     rows = []
     for messages, response in zip(prompts, responses):
