@@ -1,11 +1,13 @@
 """The main job: the pipeline's stages in order, each cached in the run directory, with progress.
 
 A stage whose results are already in the run directory (same config hash) is reused, so rerunning
-``superalign run`` after an interruption only does the missing work.
+``superalign run`` after an interruption only does the missing work; a long stage also keeps its
+finished steps in ``work/<stage>/`` and resumes from them.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +37,7 @@ def _run_baseline(config: PipelineConfig, run, progress: Progress) -> dict:
 def _run_train(config: PipelineConfig, run, progress: Progress) -> dict:
     from superalign import rlhf
 
-    result = rlhf.run(config.train, progress=progress, out_dir=run.path / "checkpoints")
+    result = rlhf.run(config.train, progress=progress, out_dir=run.work_dir(rlhf.STAGE))
     write_jsonl(run.records_path(rlhf.STAGE), [*result.preferences, *result.evaluations, *result.points])
     run.replace_metrics(rlhf.STAGE, result.metrics)
     return {"model": result.model, "metrics": result.summary(), "notes": result.notes}
@@ -97,6 +99,8 @@ def run_pipeline(config: PipelineConfig, root: str | Path = "runs", progress: Pr
             log(f"{stage}: reusing finished results in {run.path}")
             outcome.reused.append(stage)
             continue
+        if force:  # recompute means from scratch, not from an earlier attempt's finished steps
+            shutil.rmtree(run.work_dir(stage), ignore_errors=True)
         results = STAGE_RUNNERS[stage](config, run, progress)
         for note in results.get("notes", []):
             log(f"warning: {stage}: {note}")

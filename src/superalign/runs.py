@@ -157,6 +157,10 @@ class Run:
             },
         )
 
+    def work_dir(self, stage: str) -> Path:
+        """Where an unfinished stage keeps checkpoints and finished steps, to resume after an interruption."""
+        return self.path / "work" / _check_name("stage", stage)
+
     def stage_results(self, stage: str) -> dict | None:
         """The results a finished stage saved, or None when it has not finished."""
         if not self.stage_done(stage):

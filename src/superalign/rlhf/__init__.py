@@ -20,11 +20,13 @@ Same shape as every technique: ``Config``, ``Result``, ``run(config) -> Result``
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from superalign.progress import NullProgress, Progress
 from superalign.records import Demonstration, Evaluation, Metric, OptimizationPoint, Preference
@@ -272,9 +274,44 @@ def _fit_metrics(method: str, points: list[OptimizationPoint], model: str) -> li
 
 # --- the stage ----------------------------------------------------------------------------------------
 
+T = TypeVar("T")
+Outcome = tuple[list[Evaluation], list[OptimizationPoint], str | None]  # a method's answers, curve, and note
+
+
+def _resumable(path: Path | None, kind, compute: Callable[[], T]) -> T:
+    """``compute()``, kept in ``path`` as JSON: a rerun of an interrupted stage reads it back instead.
+
+    The stage's directory belongs to one config (the run directory is named by its hash), so a file
+    found there is this config's result. Written to a temp file and renamed: a crash leaves no torn file.
+    """
+    adapter = TypeAdapter(kind)
+    if path is not None and path.is_file():
+        return adapter.validate_json(path.read_bytes())
+    value = compute()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(adapter.dump_json(value))
+        tmp.replace(path)
+    return value
+
+
+def _reward_model(splits, config: Config, progress: Progress, directory: Path | None):
+    """The proxy: trained on the training preferences, or loaded from the stage directory on a rerun."""
+    from superalign.rlhf.reward_model import CHECKPOINT_META, load_reward_model, train_reward_model
+
+    # Each save writes its metadata file last, so finding it means the save finished.
+    if directory is not None and any((directory / f).is_file() for f in (CHECKPOINT_META, "ensemble.json")):
+        return load_reward_model(directory)
+    rm = train_reward_model(splits.train, splits.validation, config.reward_model, progress=progress).model
+    if directory is not None:
+        rm.save(directory)
+    return rm
+
 
 def collect_feedback(config: Config, policy, train_tasks: list, evaluator, progress: Progress):
-    """Preferences over the starting policy's samples: from the simulated labeler, or a human file."""
+    """(preferences, samples): the starting policy's samples of the first ``feedback.n_prompts`` training
+    prompts, compared by the simulated labeler, or preferences from a human file."""
     from superalign.rlhf.feedback import collect_preferences, load_preferences, sample_responses
     from superalign.world.labelers import SimulatedLabeler
 
@@ -285,9 +322,9 @@ def collect_feedback(config: Config, policy, train_tasks: list, evaluator, progr
     tasks = train_tasks[: fb.n_prompts]
     responses = sample_responses(policy, tasks, fb.samples_per_prompt, fb, progress=progress)
     if human is not None:
-        return human, tasks, responses
+        return human, responses
     labeler = SimulatedLabeler(fb.labeler.to_config(), evaluator)
-    return collect_preferences(tasks, responses, labeler), tasks, responses
+    return collect_preferences(tasks, responses, labeler), responses
 
 
 def demonstrations(tasks: list, responses: list[list[str]], rm, keep_fraction: float = 0.5) -> list[Demonstration]:
@@ -367,37 +404,46 @@ def _train_method(method: str, config: Config, rm, data: dict, tasks: dict, eval
 
 
 def run(config: Config, progress: Progress | None = None, out_dir: Path | None = None) -> Result:
-    """Feedback -> reward model -> each method from the same start -> paired held-out evaluation."""
+    """Feedback -> reward model -> each method from the same start -> paired held-out evaluation.
+
+    With ``out_dir``, each finished step (feedback, reward model, start and each method's evaluation) is
+    kept there, and a rerun after an interruption picks up at the first unfinished one.
+    """
     from superalign.models import load
     from superalign.rlhf.feedback import split_by_prompt
-    from superalign.rlhf.reward_model import train_reward_model
     from superalign.world import World
 
     progress = progress or NullProgress()
+    keep = (lambda name: out_dir / name) if out_dir is not None else (lambda name: None)
     world = World(config.seed)
     evaluator = world.evaluator()
     tasks = split_tasks(world, config.heldout_types, config)
     base = load(config.model)
-    prefs, fb_tasks, fb_responses = collect_feedback(config, base, tasks["train"], evaluator, progress)
+    prefs, fb_responses = _resumable(keep("feedback.json"), tuple[list[Preference], list[list[str]]],
+                                     lambda: collect_feedback(config, base, tasks["train"], evaluator, progress))
+    fb_tasks = tasks["train"][: len(fb_responses)]
     splits = split_by_prompt(prefs, seed=config.seed)
-    rm = train_reward_model(splits.train, splits.validation, config.reward_model, progress=progress).model
+    rm = _reward_model(splits, config, progress, keep("reward_model"))
     metrics = _reward_model_metrics(rm, splits, fb_tasks, fb_responses, evaluator, config, base.name)
     ev = dict(heldout_types=config.heldout_types, model=base.name, n_boot=config.eval.n_boot, seed=config.seed)
 
-    start = _evaluate(base, tasks, evaluator, config, f"{base.name}+start", progress)
+    start = _resumable(keep("start.json"), list[Evaluation],
+                       lambda: _evaluate(base, tasks, evaluator, config, f"{base.name}+start", progress))
     metrics += policy_metrics("start", start, start, **ev) + [_proxy_metric("start", rm, start, base.name, config)]
     evaluations, points, notes = list(start), [], []
     data = {"preferences": splits.train}
     if "sft" in config.methods:
         data["demonstrations"] = demonstrations(fb_tasks, fb_responses, rm)
-    for method in config.methods:
+
+    def outcome(method: str) -> Outcome:
         if method == "best_of_n":
-            evals, method_points = _best_of_n(base, rm, tasks, evaluator, config, progress)
-        else:
-            policy, _, method_points, note = _train_method(method, config, rm, data, tasks, evaluator, progress,
-                                                           out_dir)
-            notes += [note] if note else []
-            evals = _evaluate(policy, tasks, evaluator, config, f"{base.name}+{method}", progress)
+            return *_best_of_n(base, rm, tasks, evaluator, config, progress), None
+        policy, _, method_points, note = _train_method(method, config, rm, data, tasks, evaluator, progress, out_dir)
+        return _evaluate(policy, tasks, evaluator, config, f"{base.name}+{method}", progress), method_points, note
+
+    for method in config.methods:
+        evals, method_points, note = _resumable(keep(f"{method}.json"), Outcome, partial(outcome, method))
+        notes += [note] if note else []
         # best-of-n leaves the model untouched, so its fact answers are the start's: no tax by construction.
         scored = evals + [e for e in start if e.kind == "fact"] if method == "best_of_n" else evals
         metrics += policy_metrics(method, scored, start, **ev) + [_proxy_metric(method, rm, evals, base.name, config)]
