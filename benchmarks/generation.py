@@ -1,7 +1,6 @@
-"""Benchmark: load time, sampling speed and a training step, fp32 vs bf16 autocast, side by side; and sampling
-from a LoRA policy with its adapters merged for generation (ours) vs left unmerged (peft as it comes).
+"""Benchmark: load time, sampling speed and a training step, fp32 vs bf16 autocast, side by side.
 
-Run by hand:  python benchmarks/generation.py [--model smollm2-135m-instruct] [--repeats 2] [--lora-only]
+Run by hand:  python benchmarks/generation.py [--model smollm2-135m-instruct] [--repeats 2]
 Prints a table of seconds and tokens/s and the bf16/fp32 ratio. The default of
 `superalign.models.generation.default_autocast` was chosen from these numbers.
 """
@@ -9,16 +8,13 @@ Prints a table of seconds and tokens/s and the bf16/fp32 ratio. The default of
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import time
-from unittest import mock
 
 import torch
 
 from superalign.models import GenerationConfig, completion_logprobs, generate_ids, load
 from superalign.models.generation import autocast_context
-from superalign.rlhf.common import AdapterConfig, make_trainable
 
 PROMPTS = [
     "What is the capital of France?",
@@ -46,29 +42,11 @@ def bench_generation(lm, batch: int, new_tokens: int, autocast: bool, repeats: i
     config = GenerationConfig(max_new_tokens=new_tokens, batch_size=batch, seed=0, bf16_autocast=autocast)
     counted = {}
 
-    def run():
-        # Count generated tokens as the number of decoding steps x rows (finished rows still cost compute).
-        ids = generate_ids(lm, prompts, config)
-        counted["steps"] = max(len(x) for x in ids) + 1
+    def run():  # tokens each reply really has, through its end of turn
+        counted["tokens"] = sum(min(len(x) + 1, new_tokens) for x in generate_ids(lm, prompts, config))
 
     seconds = _best(run, repeats)
-    steps = min(counted["steps"], new_tokens)
-    return {"seconds": seconds, "tokens_per_s": batch * steps / seconds, "steps": steps}
-
-
-def bench_lora_merge(model_name: str, batch: int, new_tokens: int, repeats: int) -> dict:
-    """Sampling from a LoRA policy (r=16, all linear layers, as the train stage uses) merged vs unmerged."""
-    policy = make_trainable(load(model_name), AdapterConfig())
-    torch.manual_seed(0)
-    for name, p in policy.model.named_parameters():
-        if "lora_B" in name:  # a trained adapter, not peft's zero start
-            p.data.normal_(0.0, 0.01)
-    out = {"merged": bench_generation(policy, batch, new_tokens, True, repeats)}
-    # The alternative: generation with the adapters as peft leaves them (the merge switched off).
-    with mock.patch("superalign.models.generation.merged_adapters", lambda model: contextlib.nullcontext()):
-        out["unmerged"] = bench_generation(policy, batch, new_tokens, True, repeats)
-    out["merged_speedup"] = out["unmerged"]["seconds"] / out["merged"]["seconds"]
-    return out
+    return {"seconds": seconds, "tokens_per_s": counted["tokens"] / seconds, "tokens": counted["tokens"]}
 
 
 def bench_train_step(lm, tokens: int, autocast: bool, repeats: int) -> dict:
@@ -107,14 +85,7 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--new-tokens", type=int, default=32)
-    parser.add_argument("--lora-only", action="store_true", help="only the LoRA merged-vs-unmerged sampling")
     args = parser.parse_args()
-
-    lora = {f"lora_generate_b{b}_bf16": bench_lora_merge(args.model, b, args.new_tokens, args.repeats)
-            for b in (16, 64)}
-    print(json.dumps(lora, indent=2), flush=True)
-    if args.lora_only:
-        return
 
     start = time.perf_counter()
     lm = load(args.model)
@@ -139,7 +110,7 @@ def main() -> None:
     for name in ("generate_b1", "generate_b16", "train_step_1024tok", "logprobs_b16"):
         fp32, bf16 = results[f"{name}_fp32"]["seconds"], results[f"{name}_bf16"]["seconds"]
         results[f"{name}_bf16_speedup"] = fp32 / bf16
-    print(json.dumps(results | lora, indent=2))
+    print(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

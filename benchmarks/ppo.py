@@ -117,12 +117,13 @@ def bench_sampling(lm, prompts, new_tokens: int, repeats: int = 2) -> dict:
                                     do_sample=True, max_new_tokens=new_tokens, eos_token_id=end_of_turn_id(lm),
                                     pad_token_id=tok.pad_token_id)
         hf_s = min(hf_s, time.perf_counter() - start)
-    # decoding steps x rows: finished rows still cost compute in both implementations
-    ours_steps = min(max(len(x) for x in ids) + 1, new_tokens)
-    hf_steps = out.shape[1] - enc["input_ids"].shape[1]
-    return {"batch": batch, "ours_s": ours_s, "ours_tokens": batch * ours_steps,
-            "ours_tok_s": batch * ours_steps / ours_s, "hf_s": hf_s, "hf_tokens": batch * hf_steps,
-            "hf_tok_s": batch * hf_steps / hf_s}
+    # Tokens each reply really has, through its end of turn (HF pads a finished row; ours drops it).
+    ours_tokens = sum(min(len(x) + 1, new_tokens) for x in ids)
+    eot = end_of_turn_id(lm)
+    hf_tokens = sum(row.index(eot) + 1 if eot in row else len(row)
+                    for row in out[:, enc["input_ids"].shape[1]:].tolist())
+    return {"batch": batch, "ours_s": ours_s, "ours_tokens": ours_tokens, "ours_tok_s": ours_tokens / ours_s,
+            "hf_s": hf_s, "hf_tokens": hf_tokens, "hf_tok_s": hf_tokens / hf_s}
 
 
 def bench_ppo(prompts, reward, config: PPOConfig) -> dict:

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from superalign.models import GenerationConfig, completion_logprobs, generate, generate_ids, greedy, load
-from superalign.models.generation import _filter_top_p, completion_batch, left_pad, merged_adapters, prompt_ids
+from superalign.models.generation import _filter_top_p, completion_batch, left_pad, prompt_ids
 from tests.unit.rl_common import tiny_policy
 
 PROMPTS = [
@@ -130,21 +130,11 @@ def test_generation_restores_training_mode():
     assert greedy(lm, PROMPTS[:1], max_new_tokens=4) == a
 
 
-def test_merged_adapters_keep_the_logits_and_restore_the_weights():
+def test_a_lora_policy_samples_with_its_adapters():
     policy = tiny_policy()
     torch.manual_seed(0)
     for name, p in policy.model.named_parameters():
         if "lora_B" in name:  # LoRA starts as a no-op (B = 0): make it change the model
             p.data.normal_(0.0, 0.5)
-    base = {n: p.detach().clone() for n, p in policy.model.named_parameters() if "lora_" not in n}
-    ids = torch.tensor([prompt_ids(policy, PROMPTS[1])])
-    with torch.no_grad():
-        unmerged = policy.model(input_ids=ids).logits
-        with merged_adapters(policy.model):
-            merged = policy.model(input_ids=ids).logits
-        with policy.model.disable_adapter(), merged_adapters(policy.model):  # π_ref: nothing may be merged
-            reference = policy.model(input_ids=ids).logits
-    assert torch.allclose(merged, unmerged, atol=1e-4)
-    assert not torch.allclose(reference, unmerged, atol=1e-2)
-    assert all(torch.equal(p, base[n]) for n, p in policy.model.named_parameters() if "lora_" not in n)
     assert greedy(policy, PROMPTS[1:2], max_new_tokens=8) != greedy(load("tiny-llama"), PROMPTS[1:2], max_new_tokens=8)
+

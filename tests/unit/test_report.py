@@ -138,3 +138,12 @@ def test_train_stage_sections_show_policies_and_overoptimization(tmp_path):
     assert "Policies: before and after" in html and "gold gain over the starting policy" in html
     assert "Over-optimization" in html and "gold falls while the proxy keeps rising" in html
     assert html.count("<svg") >= 4  # rate bars, two policy charts, the over-optimization figure
+
+
+def test_peak_text_says_when_a_drop_is_within_noise():
+    from superalign.report.html import _peak_text
+
+    peak = {"step": 8, "d": 1.3, "overoptimized": True, "drop_clear": False}
+    assert "within noise" in _peak_text(peak)
+    assert "within noise" not in _peak_text(peak | {"drop_clear": True})
+    assert "falls" not in _peak_text(peak | {"overoptimized": False})

@@ -61,6 +61,18 @@ def test_peak_detects_overoptimization():
     assert info["overoptimized"] is True
     rising = peak(_points([0.2, 0.3, 0.4], [0.0, 1.0, 2.0]))
     assert rising["step"] == 2 and rising["overoptimized"] is False
+    assert info["drop_clear"] is None  # no intervals: no verdict on noise
+
+
+def test_a_drop_inside_the_points_noise_is_not_called_clear():
+    def with_intervals(points, half_widths):
+        return [p.model_copy(update={"gold_ci_low": p.gold - w, "gold_ci_high": p.gold + w})
+                for p, w in zip(points, half_widths)]
+
+    points = _points([0.2, 0.5, 0.3], [0.0, 1.0, 2.0])
+    noisy = peak(with_intervals(points, (0.05, 0.05, 0.25)))  # peak [0.45, 0.55], last [0.05, 0.55]
+    assert noisy["overoptimized"] is True and noisy["drop_clear"] is False
+    assert peak(with_intervals(points, (0.05, 0.05, 0.1)))["drop_clear"] is True  # last [0.2, 0.4]
 
 
 def test_fit_points_uses_sqrt_kl_and_gain_over_start():

@@ -81,39 +81,6 @@ def eval_mode(model: torch.nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
-@contextlib.contextmanager
-def merged_adapters(model: torch.nn.Module) -> Iterator[None]:
-    """Fold active LoRA adapters into the base weights for the duration; restore those weights bit for bit after.
-
-    For generation only (no gradients flow through a merged layer): an unmerged LoRA layer adds two small
-    matmuls and a few ops per linear layer per token. Measured (benchmarks/generation.py --lora-only, SmolLM2,
-    64 new tokens, one repeat): 0.89x at batch 16 and 1.04x at batch 64, i.e. no clear gain on a 2-core CPU;
-    kept while the README's train-stage numbers, produced with it, stand. Merge-then-unmerge alone would
-    leave fp32 round-off in the base weights, so they are copied first. A model without adapters, or with
-    them disabled (the reference policy) or already merged, runs as it is.
-    """
-    try:
-        from peft.tuners.tuners_utils import BaseTunerLayer
-    except ImportError:  # peft not installed: nothing can be wrapped
-        yield
-        return
-    layers = [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
-    if not layers or any(layer.disable_adapters or layer.merged for layer in layers):
-        yield
-        return
-    with torch.no_grad():
-        saved = [layer.get_base_layer().weight.detach().clone() for layer in layers]
-        for layer in layers:
-            layer.merge()
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for layer, weight in zip(layers, saved):
-                layer.unmerge()  # resets peft's merged state; the copy below undoes its round-off
-                layer.get_base_layer().weight.copy_(weight)
-
-
 def stop_token_ids(lm: LoadedModel) -> list[int]:
     """Token ids that end an assistant turn: eos, <|im_end|> and the generation config's eos ids."""
     tok = lm.tokenizer
@@ -271,14 +238,13 @@ def generate_ids(lm: LoadedModel, prompts: list[list[dict]], config: GenerationC
     encoded = [prompt_ids(lm, messages) for messages in prompts]
     autocast = default_autocast(lm.model, "generate", config.bf16_autocast)
     results: list[list[int]] = [[] for _ in prompts]
-    with merged_adapters(lm.model):
-        for indices in _length_sorted_batches([len(e) for e in encoded], config.batch_size):
-            seeds = [prompt_seed(config.seed, i) for i in indices]
-            outputs = _generate_batch(lm, [encoded[i] for i in indices], seeds, config, autocast)
-            for i, ids in zip(indices, outputs):
-                results[i] = ids
-            if progress is not None:
-                progress(len(indices))
+    for indices in _length_sorted_batches([len(e) for e in encoded], config.batch_size):
+        seeds = [prompt_seed(config.seed, i) for i in indices]
+        outputs = _generate_batch(lm, [encoded[i] for i in indices], seeds, config, autocast)
+        for i, ids in zip(indices, outputs):
+            results[i] = ids
+        if progress is not None:
+            progress(len(indices))
     return results
 
 

@@ -537,6 +537,8 @@ def _peak_text(peak: dict) -> str:
     text = f"gold peaks at step {peak.get('step')} (d = {fmt(peak.get('d'))})"
     if peak.get("overoptimized"):
         text += "; after it gold falls while the proxy keeps rising"
+        if peak.get("drop_clear") is False:
+            text += " (within noise: the peak's and the last point's gold intervals overlap)"
     return text
 
 

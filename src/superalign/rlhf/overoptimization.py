@@ -105,8 +105,10 @@ def peak(points: Sequence[OptimizationPoint]) -> dict:
     """Where gold peaks along a curve, and whether the proxy kept rising after it (over-optimization).
 
     Returns {"step", "kl", "d", "gold", "proxy", "gold_last", "proxy_last", "gold_drop", "proxy_rise",
-    "overoptimized"}: gold_drop = gold at the peak − gold at the last point; proxy_rise = proxy at the last
-    point − proxy at the peak; overoptimized when both are positive.
+    "overoptimized", "drop_clear"}: gold_drop = gold at the peak − gold at the last point; proxy_rise = proxy
+    at the last point − proxy at the peak; overoptimized when both are positive. The peak is the largest of
+    noisy estimates, so a drop counts as clear (drop_clear) only when the two points' gold intervals do not
+    overlap; None when the points carry no intervals.
     """
     if not points:
         raise ValueError("no points: cannot find a peak")
@@ -115,6 +117,8 @@ def peak(points: Sequence[OptimizationPoint]) -> dict:
     last = ordered[-1]
     gold_drop = best.gold - last.gold
     proxy_rise = last.proxy - best.proxy
+    intervals = None not in (best.gold_ci_low, last.gold_ci_high)
     return {"step": best.step, "kl": best.kl, "d": math.sqrt(max(best.kl, 0.0)), "gold": best.gold,
             "proxy": best.proxy, "gold_last": last.gold, "proxy_last": last.proxy, "gold_drop": gold_drop,
-            "proxy_rise": proxy_rise, "overoptimized": bool(gold_drop > 0 and proxy_rise > 0)}
+            "proxy_rise": proxy_rise, "overoptimized": bool(gold_drop > 0 and proxy_rise > 0),
+            "drop_clear": bool(last.gold_ci_high < best.gold_ci_low) if intervals else None}
