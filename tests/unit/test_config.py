@@ -51,3 +51,11 @@ def test_bad_profile_and_file(tmp_path):
 def test_evaluation_set_larger_than_the_world_fails_early():
     with pytest.raises(ConfigError, match="n_fact=100000"):
         load_config("smoke", overrides=["baseline.n_fact=100000"])
+
+
+def test_one_seed_reaches_every_part_of_the_train_stage():
+    train = load_config("smoke", seed=3).train
+    assert {train.seed, train.feedback.seed, train.feedback.labeler.seed, train.reward_model.seed, train.sft.seed,
+            train.dpo.seed, train.ppo.seed, train.rloo.seed, train.online_dpo.seed} == {3}
+    own = load_config("smoke", overrides=["train.dpo.seed=5", "train.feedback.labeler.seed=6"], seed=3).train
+    assert (own.dpo.seed, own.feedback.labeler.seed, own.feedback.seed) == (5, 6, 3)

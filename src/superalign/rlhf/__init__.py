@@ -88,6 +88,23 @@ class Config(BaseModel):
     online_dpo: OnlineDPOConfig = Field(default_factory=OnlineDPOConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit_seed(cls, data):
+        # One seed replicates the whole stage (the world's prompts, sampling, the labeler's noise, the reward
+        # model's and each method's initialization and data order), not only the prompts; a section that
+        # sets its own seed keeps it.
+        if not isinstance(data, dict) or "seed" not in data:
+            return data
+        data = dict(data)
+        for name in ("feedback", "reward_model", "sft", "dpo", "ppo", "rloo", "online_dpo"):
+            section = dict(data.get(name) or {})
+            section.setdefault("seed", data["seed"])
+            if name == "feedback":
+                section["labeler"] = {"seed": data["seed"], **dict(section.get("labeler") or {})}
+            data[name] = section
+        return data
+
     @model_validator(mode="after")
     def _labeler_judge_needs_a_labeler(self) -> "Config":
         if self.preferences_file is not None and "online_dpo" in self.methods and self.online_dpo.judge == "labeler":
