@@ -74,7 +74,8 @@ def _to_jsonable(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
 
-def _write_json_atomic(path: Path, data: Any) -> None:
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON via a temp file and a rename: a crash never leaves a torn file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, default=_to_jsonable) + "\n", encoding="utf-8")
@@ -118,7 +119,7 @@ class Run:
                 )
         else:
             path.mkdir(parents=True, exist_ok=True)
-            _write_json_atomic(
+            write_json_atomic(
                 config_file,
                 {
                     "name": name,
@@ -147,7 +148,7 @@ class Run:
         """Write ``stages/<stage>.json`` atomically with ``results`` and a UTC timestamp."""
         if not isinstance(results, dict):
             raise TypeError(f"results must be a dict, got {type(results).__name__}")
-        _write_json_atomic(
+        write_json_atomic(
             self.stage_path(stage),
             {
                 "stage": stage,
@@ -234,7 +235,7 @@ class Run:
             "metrics": metrics_table(self.metrics()),
         }
         path = self.path / "results.json"
-        _write_json_atomic(path, data)
+        write_json_atomic(path, data)
         return path
 
 

@@ -299,17 +299,15 @@ def _resumable(path: Path | None, kind, compute: Callable[[], T]) -> T:
     """``compute()``, kept in ``path`` as JSON: a rerun of an interrupted stage reads it back instead.
 
     The stage's directory belongs to one config (the run directory is named by its hash), so a file
-    found there is this config's result. Written to a temp file and renamed: a crash leaves no torn file.
+    found there is this config's result.
     """
-    adapter = TypeAdapter(kind)
+    from superalign.runs import write_json_atomic
+
     if path is not None and path.is_file():
-        return adapter.validate_json(path.read_bytes())
+        return TypeAdapter(kind).validate_json(path.read_bytes())
     value = compute()
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(adapter.dump_json(value))
-        tmp.replace(path)
+        write_json_atomic(path, value)
     return value
 
 
