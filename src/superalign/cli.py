@@ -1,84 +1,202 @@
-"""The one command line: ``superalign run | models | report | config | world``.
+"""superalign: the superalignment agenda as one measured pipeline.
 
-This is the only module that knows every technique. Heavy imports (torch, transformers) happen
-inside the commands that need them, so ``superalign --help`` answers at once.
+The command line is built from the stage list (superalign.stages): ``run`` runs the configured stages, and
+each stage has a subcommand of its own whose flags come from its Config. Heavy imports (torch,
+transformers) happen inside the commands that need them, so ``superalign --help`` answers at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import types
+import typing
 from pathlib import Path
-
-from rich.console import Console
-from rich.table import Table
 
 # Errors a user can fix; shown as one line, no traceback.
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
 
+DESCRIPTION = ("superalign: the superalignment agenda as one measured pipeline (train, generalize, ... "
+               "against ground truth).")
+EPILOG = "Start with: superalign run --profile smoke (seconds), then superalign run (the main job)."
 
-def _console() -> Console:
-    return Console(stderr=False, highlight=False)
+
+class UserError(Exception):
+    """A mistake the user can fix; printed as one line."""
 
 
-def _add_config_args(p: argparse.ArgumentParser) -> None:
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def add_config_args(p: argparse.ArgumentParser) -> None:
+    """The flags every config-reading command shares."""
     p.add_argument("--profile", default="quick", choices=["smoke", "quick", "full"],
-                   help="smoke: tiny model, seconds; quick: embedded model on a CPU, minutes; full: a GPU")
-    p.add_argument("--model", help="model name (see `superalign models list`), HF id or local directory")
+                   help="smoke: tiny model, seconds; quick: embedded model on a CPU (default); full: a GPU")
+    p.add_argument("--model", help="model name (see 'superalign models list'), HF id or local directory")
     p.add_argument("--seed", type=int, help="seed of the task world and sampling")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where models run (default auto: CUDA when present)")
     p.add_argument("--config", type=Path, help="YAML file with config values (applied over the profile)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one value, e.g. --set baseline.n_fact=50 (repeatable)")
 
 
-def _load_config(args):
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, default=Path("runs"), help="root of run directories (default: runs/)")
+    p.add_argument("--force", action="store_true", help="recompute stages even if finished")
+
+
+def load_config_from(args, updates: dict | None = None):
+    """The config of a command: profile, --config file, --set overrides, flags, then ``updates``."""
     from superalign.config import load_config
 
-    return load_config(args.profile, args.config, args.overrides, model=args.model, seed=args.seed)
+    overrides = list(args.overrides)
+    for section, values in (updates or {}).items():
+        overrides += [f"{section}.{key}={_yaml(value)}" for key, value in values.items()]
+    if args.config is not None and not args.config.is_file():
+        raise UserError(f"--config {args.config}: no such file")
+    return load_config(args.profile, args.config, overrides, model=args.model, seed=args.seed,
+                       device=getattr(args, "device", None))
 
 
-def _metrics_table(run_dir: Path) -> Table:
+def _yaml(value) -> str:
+    import json
+
+    return json.dumps(value, default=str)  # JSON is YAML: lists, strings and numbers read back as they were
+
+
+def _metrics_table(run_dir: Path, stages: list[str] | None = None):
+    from rich.table import Table
+
     from superalign.records import Metric, read_jsonl
 
     table = Table(title=f"results: {run_dir}")
     for col in ("stage", "metric", "value", "95% interval", "n"):
         table.add_column(col, justify="right" if col in ("value", "n") else "left")
     for m in read_jsonl(run_dir / "metrics.jsonl", Metric):
+        if stages is not None and m.stage not in stages:
+            continue
         interval = f"[{m.ci_low:.3f}, {m.ci_high:.3f}]" if m.ci_low is not None else ""
         table.add_row(m.stage, m.name, f"{m.value:.3f}", interval, str(m.n or ""))
     return table
 
 
-def cmd_run(args) -> int:
+def _run(config, args, show=None) -> int:
     from superalign.pipeline import run_pipeline
     from superalign.progress import RichProgress
 
-    config = _load_config(args)
     console = _console()
-    console.print(f"[bold]superalign run[/]: profile={config.profile} model={config.model} "
+    console.print(f"[bold]superalign[/]: profile={config.profile} model={config.model} "
                   f"stages={','.join(config.stages)}")
     with RichProgress(console) as progress:
         outcome = run_pipeline(config, root=args.out, progress=progress, force=args.force, log=console.print)
-    console.print(_metrics_table(outcome.run_dir))
+    if show is not None:
+        show(outcome.run_dir, console)
+    else:
+        console.print(_metrics_table(outcome.run_dir, config.stages))
     console.print(f"report: {outcome.report}")
     return 0
 
 
-def cmd_rlhf(args) -> int:
-    """One train-stage method on its own: the same stage, restricted to ``args.method``."""
-    args.overrides = [*args.overrides, "stages=[train]", f"train.methods=[{args.method.replace('-', '_')}]"]
-    if args.preferences is not None:
-        if not args.preferences.is_file():
-            raise _UserError(f"--preferences {args.preferences}: no such file")
-        args.overrides.append(f"train.preferences_file={args.preferences.resolve()}")
-    return cmd_run(args)
+def cmd_run(args) -> int:
+    return _run(load_config_from(args), args)
+
+
+# --- one subcommand per stage, flags from its Config ------------------------------------------------------
+
+
+def _flag_type(annotation) -> tuple[str, tuple | None] | None:
+    """('scalar' | 'list', choices) for a field a flag can set; None for nested sections."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        return _flag_type(inner[0]) if len(inner) == 1 else None
+    if origin is typing.Literal:
+        return "scalar", tuple(args)
+    if origin is list and args and _flag_type(args[0]) and _flag_type(args[0])[0] == "scalar":
+        return "list", _flag_type(args[0])[1]
+    if annotation in (int, float, str, bool, Path):
+        return "scalar", None
+    return None
+
+
+def add_config_flags(p: argparse.ArgumentParser, config_cls) -> list[str]:
+    """``--field-name`` for each scalar or list field of a stage's Config (nested sections go through --set).
+
+    Returns the field names that got a flag. A flag the stage already defines itself is left to it.
+    """
+    taken = {opt for action in p._actions for opt in action.option_strings}
+    added = []
+    for name, info in config_cls.model_fields.items():
+        kind = _flag_type(info.annotation)
+        flag = "--" + name.replace("_", "-")
+        if kind is None or name in ("model", "seed") or flag in taken:
+            continue
+        text = (info.description or "").replace("%", "%%")
+        if kind[0] == "list":
+            p.add_argument(flag, dest=f"cfg_{name}", nargs="+", choices=kind[1], metavar="VALUE", help=text)
+        else:
+            p.add_argument(flag, dest=f"cfg_{name}", choices=kind[1], metavar="VALUE" if not kind[1] else None,
+                           help=text)
+        added.append(name)
+    return added
+
+
+def _flag_updates(args, fields: list[str]) -> dict:
+    import yaml
+
+    out = {}
+    for name in fields:
+        value = getattr(args, f"cfg_{name}", None)
+        if value is None:
+            continue
+        out[name] = [yaml.safe_load(v) for v in value] if isinstance(value, list) else yaml.safe_load(value)
+    return out
+
+
+def _stage_cli(stage) -> types.ModuleType | None:
+    """The stage's optional ``cli`` module (extra flags, overrides, what to print at the end)."""
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec(f"{stage.module}.cli") is None:
+        return None
+    return importlib.import_module(f"{stage.module}.cli")
+
+
+def _add_stage_command(sub, stage) -> None:
+    p = sub.add_parser(stage.name, aliases=list(stage.aliases), help=f"stage {stage.name}: {stage.help}",
+                       description=f"Stage {stage.name}: {stage.help}. Flags set fields of the '{stage.name}' "
+                                   f"config section; any other value with --set {stage.name}.KEY=VALUE.")
+    extra = _stage_cli(stage)
+    if extra is not None and hasattr(extra, "add_arguments"):
+        extra.add_arguments(p)
+    add_config_args(p)
+    _add_run_args(p)
+    fields = add_config_flags(p, stage.Config)
+
+    def command(args) -> int:
+        updates = _flag_updates(args, fields)
+        if extra is not None and hasattr(extra, "overrides"):
+            updates.update(extra.overrides(args))
+        args.overrides = [*args.overrides, f"stages=[{stage.name}]"]
+        config = load_config_from(args, {stage.name: updates} if updates else None)
+        show = getattr(extra, "show", None) if extra is not None else None
+        return _run(config, args, show)
+
+    p.set_defaults(func=command)
+
+
+# --- the other commands -----------------------------------------------------------------------------------
 
 
 def cmd_config(args) -> int:
     import yaml
 
-    config = _load_config(args)
+    config = load_config_from(args)
     print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), end="")
     return 0
 
@@ -88,12 +206,14 @@ def cmd_report(args) -> int:
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.json").is_file():
-        raise _UserError(f"{run_dir} is not a run directory (no config.json); runs live under runs/ by default")
+        raise UserError(f"{run_dir} is not a run directory (no config.json); runs live under runs/ by default")
     print(render_report(run_dir))
     return 0
 
 
 def cmd_models(args) -> int:
+    from rich.table import Table
+
     from superalign.models import sources
 
     console = _console()
@@ -109,7 +229,10 @@ def cmd_models(args) -> int:
         path = sources.pull(args.name)
         console.print(f"{args.name}: ready at {path}")
     else:
-        for key, value in vars(sources.info(args.name)).items():
+        found = sources.info(args.name)
+        if found.source == "hf" and not found.pulled:
+            raise sources.unknown_model(args.name)
+        for key, value in vars(found).items():
             console.print(f"{key}: {value}")
     return 0
 
@@ -126,35 +249,24 @@ def cmd_world(args) -> int:
     return 0
 
 
-class _UserError(Exception):
-    """A mistake the user can fix; printed as one line."""
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="superalign", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    from superalign import stages
 
-    p = sub.add_parser("run", help="run the pipeline (the main job) and write its report")
-    _add_config_args(p)
-    p.add_argument("--out", type=Path, default=Path("runs"), help="root of run directories (default: runs/)")
-    p.add_argument("--force", action="store_true", help="recompute stages even if finished")
+    parser = argparse.ArgumentParser(prog="superalign", description=DESCRIPTION, epilog=EPILOG)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run the pipeline (the main job) and write its report",
+                       description="Run the configured stages in order (each reused when finished) and write "
+                                   "the report.")
+    add_config_args(p)
+    _add_run_args(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("rlhf", help="run one method of the train stage (feedback, reward model, method, evaluation)")
-    p.add_argument("method", choices=["best-of-n", "sft", "dpo", "ppo", "rloo", "online-dpo"])
-    _add_config_args(p)
-    p.add_argument("--preferences", type=Path, help="preference records (JSONL, e.g. a studio export) instead of "
-                   "the simulated labeler")
-    p.add_argument("--out", type=Path, default=Path("runs"), help="root of run directories (default: runs/)")
-    p.add_argument("--force", action="store_true", help="recompute even if finished")
-    p.set_defaults(func=cmd_rlhf)
-
-    from superalign.weak_to_strong.cli import register as register_w2s  # light: the work is imported in the command
-
-    register_w2s(sub)
+    for stage in stages.STAGES:
+        _add_stage_command(sub, stage)
 
     p = sub.add_parser("config", help="print the resolved config (profile + file + overrides) as YAML")
-    _add_config_args(p)
+    add_config_args(p)
     p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("report", help="render report.html of a run directory from its records")
@@ -184,33 +296,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exception classes whose message is the whole story (modules not imported yet cannot have raised)."""
     from superalign.config import ConfigError
     from superalign.records import RecordFileError
 
-    errors: list[type[BaseException]] = [_UserError, ConfigError, RecordFileError]
-    if "superalign.models.sources" in sys.modules:  # only if a command got that far
-        from superalign.models.sources import ModelNotPulled, PullError
-
-        errors += [ModelNotPulled, PullError]
-    if "superalign.studio" in sys.modules:
-        from superalign.studio import StudioError
-
-        errors.append(StudioError)
-    if "superalign.weak_to_strong.data" in sys.modules:
-        from superalign.weak_to_strong.data import W2SDataError
-
-        errors.append(W2SDataError)
-    if "superalign.rlhf.feedback" in sys.modules:
-        from superalign.rlhf.feedback import FeedbackDataError
-        from superalign.rlhf.reward_model import TokenizerMismatch
-
-        errors += [FeedbackDataError, TokenizerMismatch]
+    errors: list[type[BaseException]] = [UserError, ConfigError, RecordFileError]
+    lazy = {"superalign.models.sources": ("ModelNotPulled", "PullError"), "superalign.studio": ("StudioError",),
+            "superalign.pipeline": ("InputMissing",), "superalign.weak_to_strong.data": ("W2SDataError",),
+            "superalign.rlhf.feedback": ("FeedbackDataError",), "superalign.rlhf.reward_model": ("TokenizerMismatch",)}
+    for module, names in lazy.items():
+        if module in sys.modules:
+            errors += [getattr(sys.modules[module], name) for name in names]
     return tuple(errors)
 
 
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
+    # Progress lines must reach a log file as they happen, not when a block buffer fills.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
     # peft asks transformers a deprecated question on every LoRA wrap; the answer is right, the noise is not.
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     args = build_parser().parse_args(argv)

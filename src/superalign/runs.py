@@ -3,7 +3,7 @@
 Layout of ``root/f"{name}-{hash8}"``::
 
     config.json          the full config, its hash and the superalign version that created the run
-    stages/<stage>.json  written atomically when a stage finishes: its results and a timestamp
+    stages/<stage>.json  written atomically when a stage finishes: its results, cache key and a timestamp
     metrics.jsonl        superalign.records.Metric, one per line
     records/<stage>.jsonl  the stage's records (Evaluation, Preference, Judgement, ...)
     results.json         summary of every stage (see :meth:`Run.write_results`)
@@ -136,16 +136,18 @@ class Run:
     def stage_path(self, stage: str) -> Path:
         return self.path / "stages" / f"{_check_name('stage', stage)}.json"
 
-    def stage_done(self, stage: str) -> bool:
-        """True only when the stage's finished marker exists and parses (a torn write is not done)."""
+    def stage_done(self, stage: str, key: str | None = None) -> bool:
+        """True only when the stage's finished marker exists and parses (a torn write is not done) and,
+        when ``key`` is given, was written for that cache key (see :mod:`superalign.pipeline`)."""
         try:
             data = json.loads(self.stage_path(stage).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return False
-        return isinstance(data, dict) and data.get("stage") == stage and "results" in data
+        finished = isinstance(data, dict) and data.get("stage") == stage and "results" in data
+        return finished and (key is None or data.get("key") == key)
 
-    def mark_done(self, stage: str, results: dict) -> None:
-        """Write ``stages/<stage>.json`` atomically with ``results`` and a UTC timestamp."""
+    def mark_done(self, stage: str, results: dict, key: str | None = None, seconds: float | None = None) -> None:
+        """Write ``stages/<stage>.json`` atomically with ``results``, its cache key and a UTC timestamp."""
         if not isinstance(results, dict):
             raise TypeError(f"results must be a dict, got {type(results).__name__}")
         write_json_atomic(
@@ -153,7 +155,9 @@ class Run:
             {
                 "stage": stage,
                 "config_hash": self.config_hash,
+                "key": key,
                 "finished_at": _now(),
+                "seconds": seconds,
                 "results": results,
             },
         )

@@ -3,7 +3,7 @@
 Greedy answers to held-out tasks of the world, scored by the world's gold evaluator:
 instruction following (IFEval-style, strict and loose, prompt and instruction level), fact accuracy,
 policy violation rate and mean gold reward, each with a bootstrap 95% interval over tasks.
-Same shape as every technique: ``Config``, ``Result``, ``run(config) -> Result``.
+Same shape as every stage (:mod:`superalign.stages`): ``Config``, ``Result``, ``run(config, ctx) -> Result``.
 """
 
 from __future__ import annotations
@@ -13,11 +13,20 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from superalign.progress import Progress
+from superalign.context import RunContext
 from superalign.records import Evaluation, Metric
 
 STAGE = "baseline"
 KINDS = ("instruction", "fact", "policy")
+
+# Profiles: overrides of Config's defaults (smoke: a tiny random model in seconds; quick: the embedded
+# model on a 2-core CPU; full: a GPU, the whole test split).
+PROFILES: dict[str, dict] = {
+    "smoke": {"n_instruction": 8, "n_fact": 8, "n_policy": 6, "max_new_tokens": 24, "fact_max_new_tokens": 12,
+              "n_boot": 200},
+    "quick": {"n_instruction": 60, "n_fact": 120, "n_policy": 50, "max_new_tokens": 192},
+    "full": {"n_instruction": 200, "n_fact": 136, "n_policy": 160, "max_new_tokens": 512, "batch_size": 32},
+}
 
 
 class Config(BaseModel):
@@ -51,12 +60,16 @@ class Result(BaseModel):
     model: str
     metrics: list[Metric]
     evaluations: list[Evaluation]
+    notes: list[str] = Field(default_factory=list)
 
     def metric(self, name: str) -> Metric:
         return next(m for m in self.metrics if m.name == name)
 
-    def summary(self) -> dict[str, float]:
-        return {m.name: m.value for m in self.metrics}
+    def records(self) -> list[Evaluation]:
+        return list(self.evaluations)
+
+    def summary(self) -> dict:
+        return {"model": self.model, "metrics": {m.name: m.value for m in self.metrics}}
 
 
 def _interval_metric(name: str, values, model: str, n_boot: int, seed: int) -> Metric:
@@ -106,15 +119,16 @@ def compute_metrics(evals: list[Evaluation], model: str, n_boot: int = 2000, see
     return out
 
 
-def run(config: Config, progress: Progress | None = None) -> Result:
+def run(config: Config, ctx: RunContext | None = None) -> Result:
     """Answer the world's held-out tasks greedily with ``config.model`` and score them against gold."""
     from superalign.evaluation import evaluate_greedy
-    from superalign.models import load
     from superalign.world import World
 
+    ctx = ctx or RunContext()
+    progress = ctx.progress
     world = World(config.seed)
     evaluator = world.evaluator()
-    lm = load(config.model)
+    lm = ctx.load(config.model)
     sizes = {"instruction": config.n_instruction, "fact": config.n_fact, "policy": config.n_policy}
     evals: list[Evaluation] = []
     for kind in KINDS:

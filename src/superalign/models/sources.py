@@ -17,6 +17,7 @@ missing or inconsistent marker means an interrupted or damaged cache.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -42,7 +43,7 @@ from transformers import (
 
 from transformers.utils import logging as hf_logging
 
-from superalign.models.tiny import TINY_MODELS, build_tiny_model
+from superalign.models.tiny import TINY_MODELS, TINY_VERSION, build_tiny_model
 from superalign.models.tokenizer import byte_tokenizer
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -61,6 +62,18 @@ class ModelCorrupt(ModelNotPulled):
 
 class PullError(RuntimeError):
     """Fetching a model failed (e.g. the package registry could not be reached)."""
+
+
+class UnknownModel(ModelNotPulled):
+    """A name that is no known model, no local directory and not in the local Hugging Face cache."""
+
+
+def unknown_model(name: str) -> UnknownModel:
+    """The one-line error for a name nothing here can load (lists the known names)."""
+    known = ", ".join([*PACKAGED, *TINY_MODELS])
+    return UnknownModel(
+        f"unknown model {name!r}: not one of the known models ({known}), not a local directory and not in "
+        f"the local Hugging Face cache (hub downloads are off; {ALLOW_DOWNLOADS_ENV}=1 allows them)")
 
 
 @dataclass(frozen=True)
@@ -351,6 +364,12 @@ def pull(name: str, progress: bool = True) -> Path:
         return _pull_packaged(PACKAGED[name], progress)
     if Path(name).expanduser().is_dir():
         return Path(name).expanduser()
+    cached = _hf_cached_path(name)
+    if cached is not None:
+        _say(progress, f"{name} is in the local Hugging Face cache: {cached}")
+        return cached
+    if not _downloads_allowed():
+        raise unknown_model(name)
     try:
         from huggingface_hub import snapshot_download
 
@@ -400,6 +419,45 @@ def info(name: str) -> ModelInfo:
         path=path,
         size_bytes=_dir_size(path) if path else 0,
     )
+
+
+def fingerprint(name: str) -> str:
+    """A content hash of the model's files: new weights under the same name give a new fingerprint.
+
+    Tiny models are built from code and a fixed seed, so their name and the tiny-model version say it all.
+    Hashes of files are remembered by (path, size, mtime) in ``home()/cache/fingerprints.json``: a 500 MB
+    model is read once, not on every run.
+    """
+    if name in TINY_MODELS:
+        return f"tiny:{name}:v{TINY_VERSION}"
+    model = info(name)
+    if not model.pulled or model.path is None:
+        raise unknown_model(name) if model.source == "hf" else ModelNotPulled(
+            f"model {name} is not pulled yet; run `{_pull_command(name)}`")
+    files = sorted(p for p in Path(model.path).rglob("*") if p.is_file() and p.name != MARKER)
+    return hashlib.sha256("".join(f"{p.relative_to(model.path)}:{_file_hash(p)};" for p in files).encode()).hexdigest()[:16]
+
+
+def _file_hash(path: Path) -> str:
+    memo_path = home() / "cache" / "fingerprints.json"
+    try:
+        memo = json.loads(memo_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        memo = {}
+    resolved = path.resolve()
+    stat = resolved.stat()
+    stamp = f"{resolved}|{stat.st_size}|{stat.st_mtime_ns}"
+    if stamp not in memo:
+        digest = hashlib.sha256()
+        with resolved.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        memo[stamp] = digest.hexdigest()
+        memo_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo_path.with_name(f"{memo_path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(memo), encoding="utf-8")
+        os.replace(tmp, memo_path)
+    return memo[stamp]
 
 
 def list_models() -> list[ModelInfo]:
@@ -484,10 +542,7 @@ def load(name: str = DEFAULT_MODEL, dtype: torch.dtype | None = None, device: st
         return _load_hf(name, local, dtype, device, None, local_files_only=True)
     allow = _downloads_allowed()
     if not allow and _hf_cached_path(name) is None:
-        raise ModelNotPulled(
-            f"{name} is neither a known model, a local directory, nor in the local Hugging Face cache; "
-            f"run `{_pull_command(name)}` (or set {ALLOW_DOWNLOADS_ENV}=1 to allow hub downloads)"
-        )
+        raise unknown_model(name)
     try:
         return _load_hf(name, name, dtype, device, None, local_files_only=not allow)
     except OSError as err:

@@ -18,6 +18,7 @@ from transformers import (
 from superalign.models.tokenizer import VOCAB_SIZE
 
 TINY_SEED = 0
+TINY_VERSION = 1  # bump when a tiny model's architecture or initialization changes (cache keys use it)
 _IDS = dict(bos_token_id=259, eos_token_id=257, pad_token_id=258)
 
 

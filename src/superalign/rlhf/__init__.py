@@ -14,104 +14,26 @@ learned reward model as the proxy (Gao, Schulman & Hilton 2022):
 5. over-optimization: gold and proxy against d = sqrt(KL) for best-of-n and the RL runs, with Gao et
    al.'s functional forms fitted.
 
-Same shape as every technique: ``Config``, ``Result``, ``run(config) -> Result``.
+Same shape as every stage (:mod:`superalign.stages`): ``Config``, ``Result``, ``run(config, ctx) -> Result``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Literal, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, Field
 
+from superalign.context import RunContext
 from superalign.progress import NullProgress, Progress
 from superalign.records import Demonstration, Evaluation, Metric, OptimizationPoint, Preference
-from superalign.rlhf.dpo import DPOConfig
-from superalign.rlhf.feedback import FeedbackConfig
-from superalign.rlhf.online_dpo import OnlineDPOConfig
-from superalign.rlhf.ppo import PPOConfig
-from superalign.rlhf.reward_model import RewardModelConfig
-from superalign.rlhf.rloo import RLOOConfig
-from superalign.rlhf.sft import SFTConfig
+from superalign.stages import Inputs
+from superalign.rlhf.config import PROFILES, METHODS, BestOfNConfig, Config, EvalConfig, Method  # noqa: F401 - re-exported
 
 STAGE = "train"
-METHODS = ("best_of_n", "sft", "dpo", "ppo", "rloo", "online_dpo")
-Method = Literal["best_of_n", "sft", "dpo", "ppo", "rloo", "online_dpo"]
 ONLINE = ("ppo", "rloo", "online_dpo")  # sample the policy while training: the over-optimization curve's RL runs
-
-
-class BestOfNConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    n_max: int = Field(8, ge=1, description="samples per evaluation prompt (the largest n of the curve)")
-    ns: list[int] = Field(default_factory=lambda: [1, 2, 4, 8], description="n values of the over-optimization curve")
-    temperature: float = Field(1.0, gt=0)
-    max_new_tokens: int = Field(128, ge=1)
-    n_prompts: int | None = Field(None, ge=1, description="held-out prompts it runs on (the first of the "
-                                  "evaluation's; None: all): n_max samples each make it the costliest evaluation")
-
-
-class EvalConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    n_instruction: int = Field(32, ge=1, description="held-out instruction prompts (test split)")
-    n_fact: int = Field(24, ge=0, description="fact questions for the alignment tax")
-    max_new_tokens: int = Field(128, ge=1)
-    fact_max_new_tokens: int = Field(32, ge=1)
-    batch_size: int = Field(16, ge=1)
-    n_curve: int = Field(12, ge=1, description="prompts sampled at each RL evaluation point (over-optimization)")
-    eval_every: int = Field(5, ge=0, description="training steps (PPO: rollouts) between RL evaluation points (0: none)")
-    n_boot: int = Field(2000, ge=100)
-
-
-class Config(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    model: str = Field("smollm2-135m-instruct", description="the starting policy")
-    seed: int = Field(0, ge=0)
-    methods: list[Method] = Field(default_factory=lambda: ["best_of_n", "dpo", "rloo"])
-    heldout_types: list[str] = Field(
-        default_factory=lambda: ["case:uppercase", "content:postscript", "format:title", "end:phrase"],
-        description="constraint types never seen in training prompts; held-out accuracy is measured on them")
-    preferences_file: Path | None = Field(None, description="human preferences (records JSONL) instead of a simulated labeler")
-    feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
-    reward_model: RewardModelConfig = Field(default_factory=RewardModelConfig)
-    best_of_n: BestOfNConfig = Field(default_factory=BestOfNConfig)
-    sft: SFTConfig = Field(default_factory=SFTConfig)
-    dpo: DPOConfig = Field(default_factory=DPOConfig)
-    ppo: PPOConfig = Field(default_factory=PPOConfig)
-    rloo: RLOOConfig = Field(default_factory=RLOOConfig)
-    online_dpo: OnlineDPOConfig = Field(default_factory=OnlineDPOConfig)
-    eval: EvalConfig = Field(default_factory=EvalConfig)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _inherit_seed(cls, data):
-        # One seed replicates the whole stage (the world's prompts, sampling, the labeler's noise, the reward
-        # model's and each method's initialization and data order), not only the prompts; a section that
-        # sets its own seed keeps it.
-        if not isinstance(data, dict) or "seed" not in data:
-            return data
-        data = dict(data)
-        for name in ("feedback", "reward_model", "sft", "dpo", "ppo", "rloo", "online_dpo"):
-            section = dict(data.get(name) or {})
-            section.setdefault("seed", data["seed"])
-            if name == "feedback":
-                section["labeler"] = {"seed": data["seed"], **dict(section.get("labeler") or {})}
-            data[name] = section
-        return data
-
-    @model_validator(mode="after")
-    def _labeler_judge_needs_a_labeler(self) -> "Config":
-        if self.preferences_file is not None and "online_dpo" in self.methods and self.online_dpo.judge == "labeler":
-            raise ValueError("online_dpo.judge=labeler asks the simulated labeler for fresh comparisons each round; "
-                             "with a preferences file (human labels) add --set train.online_dpo.judge=reward_model, "
-                             "or leave online_dpo out of train.methods")
-        return self
 
 
 class Result(BaseModel):
@@ -122,8 +44,11 @@ class Result(BaseModel):
     points: list[OptimizationPoint]
     notes: list[str] = Field(default_factory=list)  # e.g. a method that diverged
 
-    def summary(self) -> dict[str, float]:
-        return {m.name: m.value for m in self.metrics}
+    def records(self) -> list:
+        return [*self.preferences, *self.evaluations, *self.points]
+
+    def summary(self) -> dict:
+        return {"model": self.model, "metrics": {m.name: m.value for m in self.metrics}, "notes": self.notes}
 
 
 # --- data --------------------------------------------------------------------------------------------
@@ -291,34 +216,19 @@ def _fit_metrics(method: str, points: list[OptimizationPoint], model: str) -> li
 
 # --- the stage ----------------------------------------------------------------------------------------
 
-T = TypeVar("T")
 Outcome = tuple[list[Evaluation], list[OptimizationPoint], str | None]  # a method's answers, curve, and note
 
 
-def _resumable(path: Path | None, kind, compute: Callable[[], T]) -> T:
-    """``compute()``, kept in ``path`` as JSON: a rerun of an interrupted stage reads it back instead.
-
-    The stage's directory belongs to one config (the run directory is named by its hash), so a file
-    found there is this config's result.
-    """
-    from superalign.runs import write_json_atomic
-
-    if path is not None and path.is_file():
-        return TypeAdapter(kind).validate_json(path.read_bytes())
-    value = compute()
-    if path is not None:
-        write_json_atomic(path, value)
-    return value
-
-
-def _reward_model(splits, config: Config, progress: Progress, directory: Path | None):
-    """The proxy: trained on the training preferences, or loaded from the stage directory on a rerun."""
+def _reward_model(splits, config: Config, ctx: RunContext, directory: Path | None):
+    """The proxy: trained on the training preferences, or loaded from the step cache."""
     from superalign.rlhf.reward_model import CHECKPOINT_META, load_reward_model, train_reward_model
 
     # Each save writes its metadata file last, so finding it means the save finished.
-    if directory is not None and any((directory / f).is_file() for f in (CHECKPOINT_META, "ensemble.json")):
-        return load_reward_model(directory)
-    rm = train_reward_model(splits.train, splits.validation, config.reward_model, progress=progress).model
+    done = directory is not None and any((directory / f).is_file() for f in (CHECKPOINT_META, "ensemble.json"))
+    if done and not ctx.force:
+        return load_reward_model(directory, device=ctx.device)
+    rm = train_reward_model(splits.train, splits.validation, config.reward_model, progress=ctx.progress,
+                            device=ctx.device).model
     if directory is not None:
         rm.save(directory)
     return rm
@@ -381,15 +291,15 @@ def _labeler_pick(config: Config, tasks: list, evaluator):
     return lambda indices, replies: best_vs_worst(collect_preferences([tasks[i] for i in indices], replies, labeler))
 
 
-def _train_method(method: str, config: Config, rm, data: dict, tasks: dict, evaluator, progress: Progress,
+def _train_method(method: str, config: Config, rm, data: dict, tasks: dict, evaluator, ctx: RunContext,
                   out_dir: Path | None):
     """Train a fresh copy of the starting policy with one method; returns (policy, TrainResult, points, note)."""
-    from superalign.models import load
     from superalign.rlhf import dpo, online_dpo, ppo, rloo, sft
     from superalign.rlhf.common import TrainingDiverged, make_trainable
 
+    progress = ctx.progress
     method_config = getattr(config, method)
-    policy = make_trainable(load(config.model), method_config.adapter)
+    policy = make_trainable(ctx.load(config.model, train=True), method_config.adapter)
     points: list[OptimizationPoint] = []
     online = method in ONLINE
 
@@ -398,7 +308,7 @@ def _train_method(method: str, config: Config, rm, data: dict, tasks: dict, eval
 
     common = dict(progress=progress, eval_hook=hook if online else None,
                   eval_every=config.eval.eval_every if online else 0,
-                  out_dir=out_dir / method if out_dir else None)
+                  out_dir=out_dir)
     prompts = [t.messages for t in tasks["train"]]
     note = None
     try:
@@ -418,32 +328,52 @@ def _train_method(method: str, config: Config, rm, data: dict, tasks: dict, eval
     return policy, result, points, note
 
 
-def run(config: Config, progress: Progress | None = None, out_dir: Path | None = None) -> Result:
+def step_keys(config: Config, ctx: RunContext) -> dict[str, dict]:
+    """What each cached step depends on: a step is reused wherever its key matches (any run, any command).
+
+    The inputs' content hashes (the model's weights, the preference file) come from the pipeline.
+    """
+    inputs = dict(ctx.input_hashes)
+    tasks = {"model": config.model, "seed": config.seed, "heldout_types": config.heldout_types, "inputs": inputs}
+    feedback = {**tasks, "feedback": config.feedback, "preferences_file": str(config.preferences_file)}
+    reward_model = {**feedback, "reward_model": config.reward_model}
+    keys = {"feedback": feedback, "reward_model": reward_model, "start": {**tasks, "eval": config.eval}}
+    for method in config.methods:
+        keys[method] = {**reward_model, "eval": config.eval, method: getattr(config, method)}
+    return keys
+
+
+def run(config: Config, ctx: RunContext | None = None) -> Result:
     """Feedback -> reward model -> each method from the same start -> paired held-out evaluation.
 
-    With ``out_dir``, each finished step (feedback, reward model, start and each method's evaluation) is
-    kept there, and a rerun after an interruption picks up at the first unfinished one.
+    Each finished step (feedback, reward model, start and each method's evaluation) is kept in
+    ``ctx.cache_dir`` under a key of what it depends on: a rerun after an interruption picks up at the
+    first unfinished step, and another config that shares a step (say, only ``dpo.beta`` differs) reuses it.
+    An empty ``methods`` list trains and evaluates the reward model alone.
     """
-    from superalign.models import load
     from superalign.rlhf.feedback import split_by_prompt
     from superalign.world import World
 
-    progress = progress or NullProgress()
-    keep = (lambda name: out_dir / name) if out_dir is not None else (lambda name: None)
+    ctx = ctx or RunContext()
+    progress = ctx.progress
+    keys = step_keys(config, ctx)
     world = World(config.seed)
     evaluator = world.evaluator()
     tasks = split_tasks(world, config.heldout_types, config)
-    base = load(config.model)
-    prefs, fb_responses = _resumable(keep("feedback.json"), tuple[list[Preference], list[list[str]]],
-                                     lambda: collect_feedback(config, base, tasks["train"], evaluator, progress))
+    base = ctx.load(config.model)
+    prefs, fb_responses = ctx.step("feedback", keys["feedback"],
+                                   lambda: collect_feedback(config, base, tasks["train"], evaluator, progress),
+                                   tuple[list[Preference], list[list[str]]])
     fb_tasks = tasks["train"][: len(fb_responses)]
     splits = split_by_prompt(prefs, seed=config.seed)
-    rm = _reward_model(splits, config, progress, keep("reward_model"))
+    rm = _reward_model(splits, config, ctx, ctx.step_path("reward_model", keys["reward_model"]))
     metrics = _reward_model_metrics(rm, splits, fb_tasks, fb_responses, evaluator, config, base.name)
+    if not config.methods:
+        return Result(model=base.name, metrics=metrics, evaluations=[], preferences=prefs, points=[])
     ev = dict(heldout_types=config.heldout_types, model=base.name, n_boot=config.eval.n_boot, seed=config.seed)
 
-    start = _resumable(keep("start.json"), list[Evaluation],
-                       lambda: _evaluate(base, tasks, evaluator, config, f"{base.name}+start", progress))
+    start = ctx.step("start", keys["start"],
+                     lambda: _evaluate(base, tasks, evaluator, config, f"{base.name}+start", progress), list[Evaluation])
     metrics += policy_metrics("start", start, start, **ev) + [_proxy_metric("start", rm, start, base.name, config)]
     evaluations, points, notes = list(start), [], []
     data = {"preferences": splits.train}
@@ -453,11 +383,12 @@ def run(config: Config, progress: Progress | None = None, out_dir: Path | None =
     def outcome(method: str) -> Outcome:
         if method == "best_of_n":
             return *_best_of_n(base, rm, tasks, evaluator, config, progress), None
-        policy, _, method_points, note = _train_method(method, config, rm, data, tasks, evaluator, progress, out_dir)
+        policy, _, method_points, note = _train_method(method, config, rm, data, tasks, evaluator, ctx,
+                                                       ctx.step_path(method, keys[method]))
         return _evaluate(policy, tasks, evaluator, config, f"{base.name}+{method}", progress), method_points, note
 
     for method in config.methods:
-        evals, method_points, note = _resumable(keep(f"{method}.json"), Outcome, partial(outcome, method))
+        evals, method_points, note = ctx.step(method, keys[method], partial(outcome, method), Outcome)
         notes += [note] if note else []
         # best-of-n leaves the model untouched, so its fact answers are the start's: no tax by construction.
         scored = evals + [e for e in start if e.kind == "fact"] if method == "best_of_n" else evals
@@ -467,3 +398,9 @@ def run(config: Config, progress: Progress | None = None, out_dir: Path | None =
         points += method_points
     return Result(model=base.name, metrics=metrics, evaluations=evaluations, preferences=prefs, points=points,
                   notes=notes)
+
+
+def inputs(config: Config) -> Inputs:
+    """The starting policy, the reward model's backbone and a human preference file, when given."""
+    files = [config.preferences_file] if config.preferences_file is not None else []
+    return Inputs(models=[config.model, config.reward_model.backbone], files=files)

@@ -13,12 +13,11 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from superalign.models import LoadedModel
+from superalign.rlhf.config import AdapterConfig  # noqa: F401 - re-exported
 
 # A proxy reward: (chat prompts, responses) -> one score per response. The learned reward model is one;
 # tests pass small functions.
@@ -26,18 +25,6 @@ RewardFn = Callable[[list[list[dict]], list[str]], torch.Tensor]
 
 # Called during training at evaluation points: (step, policy) -> None (the stage measures gold there).
 EvalHook = Callable[[int, LoadedModel], None]
-
-
-class AdapterConfig(BaseModel):
-    """How the policy is made trainable: LoRA adapters (default on CPU) or full fine-tuning."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    mode: Literal["lora", "full"] = "lora"
-    r: int = Field(16, ge=1)
-    alpha: int = Field(32, ge=1)
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    target_modules: list[str] | str = "all-linear"
 
 
 class TrainingDiverged(RuntimeError):

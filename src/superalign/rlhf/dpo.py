@@ -29,7 +29,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 
 from superalign.models import LoadedModel
 from superalign.models.generation import (
@@ -54,25 +53,8 @@ from superalign.rlhf.common import (
     run_training,
     trainable_params,
 )
-from superalign.rlhf.feedback import PAIRS_HELP, PairSelection, select_pairs
-
-
-class DPOConfig(BaseModel):
-    """DPO hyperparameters; the defaults are the quick CPU defaults for SmolLM2-135M with LoRA."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    beta: float = Field(0.1, gt=0.0, description="β: strength of the implicit KL constraint to the reference")
-    lr: float = Field(5e-4, gt=0.0, description="AdamW learning rate (constant); 5e-4 suits LoRA")
-    epochs: int = Field(1, ge=1, description="passes over the preference pairs")
-    batch_size: int = Field(8, ge=1, description="preference pairs per optimizer step")
-    max_length: int = Field(512, ge=2, description="prompt + response tokens; longer responses are cut")
-    adapter: AdapterConfig = Field(default_factory=AdapterConfig, description="how the caller wraps the policy")
-    seed: int = Field(0, description="seeds torch and the batch order")
-    pairs: PairSelection = Field("all", description=PAIRS_HELP)
-    label_smoothing: float = Field(0.0, ge=0.0, lt=0.5,
-                                   description="cDPO: assumed probability that a preference label is flipped")
-    max_grad_norm: float | None = Field(1.0, gt=0.0, description="clip the gradient norm; None: no clipping")
+from superalign.rlhf.feedback import select_pairs
+from superalign.rlhf.config import DPOConfig  # noqa: F401 - re-exported
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -13,52 +13,19 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from superalign.models import GenerationConfig, LoadedModel, generate
 from superalign.progress import NullProgress, Progress
 from superalign.records import Preference, jsonl_objects
 from superalign.world import Task
-from superalign.world.labelers import LabelerConfig, SimulatedLabeler
+from superalign.world.labelers import SimulatedLabeler
+from superalign.rlhf.config import PAIRS_HELP, FeedbackConfig, LabelerSettings, PairSelection  # noqa: F401 - re-exported
 
 
 class FeedbackDataError(ValueError):
     """A preference file or list that cannot be trained on; the message names the file (and line)."""
-
-
-class LabelerSettings(BaseModel):
-    """The simulated labeler, as config (mirrors :class:`superalign.world.labelers.LabelerConfig`)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    temperature: float = Field(0.1, ge=0.0, description="Bradley-Terry temperature: 0 = always picks the better")
-    length_bias: float = Field(0.0, description="utility bonus for longer responses (tanh(words/100))")
-    confidence_bias: float = Field(0.0, description="utility bonus for confident wording, malus for hedges")
-    flattery_bias: float = Field(0.0, description="utility bonus for flattering phrases")
-    attention_k: int | None = Field(None, ge=1, description="check only k random constraints of an instruction")
-    tie_margin: float = Field(0.05, ge=0.0, description="utility differences below this are labelled ties "
-                              "(skipped in training) instead of coin flips")
-    seed: int = Field(0, ge=0, description="seed of the labeler's coin flips")
-
-    def to_config(self) -> LabelerConfig:
-        return LabelerConfig(**self.model_dump())
-
-
-class FeedbackConfig(BaseModel):
-    """How feedback is collected: prompts, samples per prompt, sampling settings and the labeler."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    n_prompts: int = Field(64, ge=1, description="training prompts (world tasks) to collect feedback on")
-    samples_per_prompt: int = Field(2, ge=2, description="responses sampled per prompt; all pairs are compared")
-    temperature: float = Field(1.0, gt=0.0, description="sampling temperature of the policy")
-    top_p: float = Field(0.95, gt=0.0, le=1.0, description="nucleus sampling mass")
-    max_new_tokens: int = Field(128, ge=1, description="token budget of each response")
-    batch_size: int = Field(8, ge=1, description="sequences sampled together")
-    seed: int = Field(0, ge=0, description="sampling seed")
-    labeler: LabelerSettings = Field(default_factory=LabelerSettings)
 
 
 @dataclass
@@ -183,11 +150,6 @@ def best_vs_worst(prefs: Sequence[Preference]) -> list[Preference]:
                               labeler=first.labeler, meta={**first.meta, "derived": "best_vs_worst",
                                                            "wins": [wins[best], wins[worst]]}))
     return out
-
-
-PairSelection = Literal["all", "best_vs_worst"]
-PAIRS_HELP = ("all: every non-tie comparison; best_vs_worst: one pair per prompt, its most- against its "
-              "least-preferred response (round-robin wins)")
 
 
 def select_pairs(prefs: Sequence[Preference], pairs: PairSelection) -> list[Preference]:

@@ -26,18 +26,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from superalign.models import GenerationConfig, LoadedModel, generate_ids
 from superalign.models.generation import default_autocast, pad_id
 from superalign.progress import Progress
 from superalign.records import Preference
 from superalign.rlhf.common import (
-    AdapterConfig,
     EvalHook,
     RewardFn,
     TrainResult,
@@ -46,40 +43,13 @@ from superalign.rlhf.common import (
     run_training,
     trainable_params,
 )
-from superalign.rlhf.dpo import DPOConfig, collate_pairs, dpo_step, encode_pairs, length_buckets, reference_logprobs
+from superalign.rlhf.dpo import collate_pairs, dpo_step, encode_pairs, length_buckets, reference_logprobs
 from superalign.rlhf.rollout import as_scores, prompt_batches
+from superalign.rlhf.config import OnlineDPOConfig  # noqa: F401 - re-exported
 
 
 # (indices into the prompt list, k replies per prompt) -> preference pairs: who labels a round if not the RM.
 Pick = Callable[[list[int], list[list[str]]], list[Preference]]
-
-
-class OnlineDPOConfig(BaseModel):
-    """Online DPO settings. Defaults: a quick CPU run on SmolLM2-135M with LoRA (DPO's measured quick settings)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    rounds: int = Field(8, ge=1, description="sample-label-train rounds (one history row each)")
-    prompts_per_round: int = Field(32, ge=1, description="prompts sampled per round (one pair each at most)")
-    k: int = Field(4, ge=2, description="replies sampled per prompt; the reward model's best vs worst is the pair")
-    judge: Literal["reward_model", "labeler"] = Field(
-        "reward_model", description="who picks each round's pairs: the reward model (the proxy), or the simulated "
-                                    "labeler asked afresh each round (k(k-1)/2 new comparisons per prompt)")
-    temperature: float = Field(0.7, gt=0, description="sampling temperature")
-    max_new_tokens: int = Field(96, ge=1, description="reply length cap")
-    sample_batch_size: int = Field(64, ge=1, description="rows per generation batch")
-    beta: float = Field(0.1, gt=0.0, description="DPO β")
-    lr: float = Field(5e-4, gt=0.0, description="AdamW learning rate (constant; LoRA)")
-    epochs: int = Field(1, ge=1, description="DPO passes over each round's pairs (more overfit them: README)")
-    batch_size: int = Field(8, ge=1, description="pairs per DPO step")
-    max_length: int = Field(512, ge=2, description="prompt + response tokens; longer responses are cut")
-    max_grad_norm: float | None = Field(1.0, gt=0.0, description="clip the gradient norm; None: no clipping")
-    adapter: AdapterConfig = Field(default_factory=AdapterConfig)
-    seed: int = Field(0, ge=0)
-
-    def dpo(self) -> DPOConfig:
-        return DPOConfig(beta=self.beta, lr=self.lr, batch_size=self.batch_size, max_length=self.max_length,
-                         max_grad_norm=self.max_grad_norm, seed=self.seed)
 
 
 def reward_model_pairs(prompts: list[list[dict]], replies: list[list[str]], scores: list[np.ndarray],

@@ -23,13 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from superalign.models import GenerationConfig, LoadedModel
 from superalign.models.generation import autocast_context, default_autocast
 from superalign.progress import Progress
 from superalign.rlhf.common import (
-    AdapterConfig,
     EvalHook,
     RewardFn,
     TrainResult,
@@ -47,32 +45,7 @@ from superalign.rlhf.rollout import (
     prompt_batches,
     rollout,
 )
-
-
-class PPOConfig(BaseModel):
-    """PPO settings. Defaults: a quick CPU run on SmolLM2-135M with LoRA (about 1,000 tokens per step)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    steps: int = Field(20, ge=1, description="PPO iterations (each: one rollout, then ppo_epochs of updates)")
-    prompts_per_step: int = Field(8, ge=1, description="prompts sampled per rollout")
-    lr: float = Field(1e-4, gt=0, description="AdamW learning rate (LoRA adapters and value head)")
-    kl_coef: float = Field(0.05, ge=0, description="β of the per-token KL penalty to the reference")
-    gamma: float = Field(1.0, ge=0, le=1, description="discount γ of GAE")
-    lam: float = Field(0.95, ge=0, le=1, description="λ of GAE")
-    clip_range: float = Field(0.2, gt=0, description="ε of the clipped surrogate")
-    value_clip: float = Field(0.2, gt=0, description="clip range of the value update")
-    vf_coef: float = Field(0.1, ge=0, description="weight of the value loss")
-    ppo_epochs: int = Field(2, ge=1, description="passes over each rollout")
-    minibatch_size: int = Field(4, ge=1, description="rows per optimizer update")
-    ptx_coef: float = Field(0.0, ge=0, description="γ of PPO-ptx: weight of the pretraining log-likelihood")
-    ptx_max_length: int = Field(256, ge=8, description="tokens per pretraining text (PPO-ptx)")
-    max_new_tokens: int = Field(64, ge=1, description="reply length cap during rollouts")
-    temperature: float = Field(1.0, gt=0, description="sampling temperature of rollouts")
-    whiten_advantages: bool = Field(True, description="normalize advantages over each rollout")
-    max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping")
-    adapter: AdapterConfig = Field(default_factory=AdapterConfig)
-    seed: int = Field(0, ge=0)
+from superalign.rlhf.config import PPOConfig  # noqa: F401 - re-exported
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -33,11 +33,9 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from superalign.models import LoadedModel, load
@@ -54,42 +52,16 @@ from superalign.models.generation import (
 from superalign.progress import NullProgress, Progress
 from superalign.records import Preference
 from superalign.rlhf.common import check_finite
-from superalign.rlhf.feedback import PAIRS_HELP, FeedbackDataError, PairSelection, select_pairs, usable
+from superalign.rlhf.feedback import FeedbackDataError, select_pairs, usable
 from superalign.world import GoldEvaluator, Task
+from superalign.rlhf.config import EnsembleMode, RewardModelConfig, TrainMode  # noqa: F401 - re-exported
 
-TrainMode = Literal["auto", "head", "lora", "last_layers", "full"]
-EnsembleMode = Literal["mean", "worst", "uncertainty"]
 CHECKPOINT_META = "reward_model.json"
 CHECKPOINT_WEIGHTS = "reward_model.pt"
 
 
 class TokenizerMismatch(ValueError):
     """A reward-model checkpoint met a backbone whose tokenizer differs from the one it was trained with."""
-
-
-class RewardModelConfig(BaseModel):
-    """How a reward model is built and trained (defaults: measured on MiniLM, see the module notes)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    backbone: str = Field("minilm-l6", description="model name: an encoder is mean-pooled, a decoder uses its "
-                                                   "last token")
-    train: TrainMode = Field("auto", description="what trains: the head only, LoRA adapters, the last layers, "
-                                                 "or everything; auto = full for encoders, lora for decoders")
-    last_layers: int = Field(2, ge=1, description="blocks trained when train='last_layers'")
-    lora_r: int = Field(16, ge=1, description="LoRA rank when train='lora'")
-    lora_alpha: int = Field(32, ge=1, description="LoRA alpha when train='lora'")
-    lr: float = Field(5e-5, gt=0.0, description="learning rate of the backbone's trainable weights")
-    head_lr: float = Field(1e-3, gt=0.0, description="learning rate of the linear reward head")
-    epochs: int = Field(3, ge=1, description="passes over the training preferences")
-    pairs: PairSelection = Field("all", description=PAIRS_HELP)
-    batch_size: int = Field(8, ge=1, description="preference pairs per optimizer step")
-    max_length: int = Field(384, ge=8, description="tokens per (prompt, response); longer prompts are cut")
-    ensemble_size: int = Field(1, ge=1, description="members trained with seeds seed, seed+1, ...")
-    ensemble_mode: EnsembleMode = Field("mean", description="how members combine: mean, worst (min), "
-                                                            "uncertainty (mean - k * std)")
-    uncertainty_penalty: float = Field(1.0, ge=0.0, description="k in mean - k * std")
-    seed: int = Field(0, ge=0)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -187,6 +159,7 @@ class RewardModel(nn.Module):
             self.head.weight.copy_(0.02 * torch.randn(1, hidden, generator=gen))
             self.head.bias.zero_()
         self.register_buffer("offset", torch.zeros(()))  # subtracted by score(): centring
+        self.to(next(backbone.parameters()).device)  # head and offset live beside the backbone (a GPU, say)
         self.tokenizer_fingerprint = tokenizer_fingerprint(lm.tokenizer)
 
     @property
@@ -264,8 +237,8 @@ class RewardModel(nn.Module):
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path, backbone: LoadedModel | None = None) -> "RewardModel":
-        """Rebuild a saved reward model on ``backbone`` (default: load the saved backbone name).
+    def load(cls, directory: str | Path, backbone: LoadedModel | None = None, device: str = "cpu") -> "RewardModel":
+        """Rebuild a saved reward model on ``backbone`` (default: load the saved backbone name on ``device``).
 
         Raises :class:`TokenizerMismatch` when the backbone's tokenizer is not the one it was trained with.
         """
@@ -275,7 +248,7 @@ class RewardModel(nn.Module):
             raise FileNotFoundError(f"{directory} is not a reward-model checkpoint (no {CHECKPOINT_META})")
         meta = json.loads(meta_path.read_text())
         config = RewardModelConfig.model_validate(meta["config"])
-        lm = backbone if backbone is not None else load(config.backbone)
+        lm = backbone if backbone is not None else load(config.backbone, device=device)
         found = tokenizer_fingerprint(lm.tokenizer)
         if found != meta["tokenizer_fingerprint"]:
             raise TokenizerMismatch(
@@ -325,21 +298,21 @@ class RewardEnsemble:
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path, backbone: LoadedModel | None = None) -> "RewardEnsemble":
+    def load(cls, directory: str | Path, backbone: LoadedModel | None = None, device: str = "cpu") -> "RewardEnsemble":
         """Load members saved by :meth:`save` (``backbone``, if given, must be a fresh copy per member)."""
         directory = Path(directory)
         meta = json.loads((directory / "ensemble.json").read_text())
-        members = [RewardModel.load(directory / f"member_{i}", backbone if i == 0 else None)
+        members = [RewardModel.load(directory / f"member_{i}", backbone if i == 0 else None, device)
                    for i in range(meta["members"])]
         return cls(members, meta["mode"], meta["penalty"])
 
 
-def load_reward_model(directory: str | Path) -> RewardModel | RewardEnsemble:
+def load_reward_model(directory: str | Path, device: str = "cpu") -> RewardModel | RewardEnsemble:
     """Load whatever :meth:`RewardModel.save` or :meth:`RewardEnsemble.save` wrote to ``directory``."""
     directory = Path(directory)
     if (directory / "ensemble.json").is_file():
-        return RewardEnsemble.load(directory)
-    return RewardModel.load(directory)
+        return RewardEnsemble.load(directory, device=device)
+    return RewardModel.load(directory, device=device)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -441,9 +414,9 @@ def _center(rm: RewardModel, rows: list[list[int]], limit: int = 256) -> None:
 
 
 def _train_member(train: list[Preference], validation: list[Preference], config: RewardModelConfig,
-                  member: int, advance) -> tuple[RewardModel, list[dict]]:
+                  member: int, advance, device: str = "cpu") -> tuple[RewardModel, list[dict]]:
     torch.manual_seed(config.seed)
-    rm = build_reward_model(load(config.backbone), config)
+    rm = build_reward_model(load(config.backbone, device=device), config)
     chosen = rm.encode([p.prompt for p in train], [p.chosen for p in train])
     rejected = rm.encode([p.prompt for p in train], [p.rejected for p in train])
     head = list(rm.head.parameters())
@@ -488,7 +461,7 @@ def _train_member(train: list[Preference], validation: list[Preference], config:
 
 
 def train_reward_model(train: list[Preference], validation: list[Preference], config: RewardModelConfig,
-                       progress: Progress | None = None) -> RewardModelResult:
+                       progress: Progress | None = None, device: str = "cpu") -> RewardModelResult:
     """Train a Bradley-Terry reward model (or an ensemble of ``config.ensemble_size``) on ``train``.
 
     ``config.pairs`` selects the training comparisons (validation keeps all); ties and chosen == rejected
@@ -505,7 +478,7 @@ def train_reward_model(train: list[Preference], validation: list[Preference], co
     members, history = [], []
     for m in range(config.ensemble_size):
         member_config = config.model_copy(update={"seed": config.seed + m})
-        rm, rows = _train_member(train, validation, member_config, m, advance)
+        rm, rows = _train_member(train, validation, member_config, m, advance, device)
         members.append(rm)
         history.extend(rows)
     model: RewardModel | RewardEnsemble = members[0]

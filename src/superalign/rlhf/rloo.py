@@ -17,13 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from superalign.models import GenerationConfig, LoadedModel
 from superalign.models.generation import autocast_context, default_autocast
 from superalign.progress import Progress
 from superalign.rlhf.common import (
-    AdapterConfig,
     EvalHook,
     RewardFn,
     TrainResult,
@@ -40,24 +38,7 @@ from superalign.rlhf.rollout import (
     prompt_batches,
     rollout,
 )
-
-
-class RLOOConfig(BaseModel):
-    """RLOO settings. Defaults: a quick CPU run on SmolLM2-135M with LoRA (16 replies of <= 64 tokens per step)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    steps: int = Field(20, ge=1, description="optimizer steps (one rollout each)")
-    prompts_per_step: int = Field(4, ge=1, description="prompts per step")
-    k: int = Field(4, ge=2, description="replies sampled per prompt (the leave-one-out group)")
-    lr: float = Field(1e-4, gt=0, description="AdamW learning rate (LoRA adapters)")
-    kl_coef: float = Field(0.05, ge=0, description="β of the sequence-level KL penalty")
-    max_new_tokens: int = Field(64, ge=1, description="reply length cap during rollouts")
-    temperature: float = Field(1.0, gt=0, description="sampling temperature of rollouts")
-    minibatch_size: int = Field(8, ge=1, description="rows per forward/backward (gradients accumulate)")
-    max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping")
-    adapter: AdapterConfig = Field(default_factory=AdapterConfig)
-    seed: int = Field(0, ge=0)
+from superalign.rlhf.config import RLOOConfig  # noqa: F401 - re-exported
 
 
 # ---------------------------------------------------------------------------------------------------

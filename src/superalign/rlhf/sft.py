@@ -17,29 +17,15 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 
 from superalign.models import LoadedModel
 from superalign.models.generation import (autocast_context, default_autocast, end_of_turn_id, prompt_ids,
                                           right_pad_completions)
 from superalign.progress import NullProgress, Progress
 from superalign.records import Demonstration
-from superalign.rlhf.common import (AdapterConfig, EvalHook, TrainResult, check_finite, epoch_schedule, run_training,
+from superalign.rlhf.common import (EvalHook, TrainResult, check_finite, epoch_schedule, run_training,
                                     trainable_params)
-
-
-class SFTConfig(BaseModel):
-    """SFT hyperparameters; the defaults are the quick CPU defaults for SmolLM2-135M with LoRA."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    lr: float = Field(1e-4, gt=0.0, description="AdamW learning rate (constant); 1e-4 suits LoRA")
-    epochs: int = Field(1, ge=1, description="passes over the demonstrations")
-    batch_size: int = Field(4, ge=1, description="demonstrations per optimizer step")
-    max_length: int = Field(512, ge=2, description="prompt + response tokens; longer responses are cut")
-    adapter: AdapterConfig = Field(default_factory=AdapterConfig, description="how the caller wraps the policy")
-    seed: int = Field(0, description="seeds torch and the batch order")
-    max_grad_norm: float | None = Field(1.0, gt=0.0, description="clip the gradient norm; None: no clipping")
+from superalign.rlhf.config import SFTConfig  # noqa: F401 - re-exported
 
 
 def sft_loss(logits: torch.Tensor, input_ids: torch.Tensor, completion_mask: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ features, the fast mode), ``tiny-llama-2m:full`` (full fine-tuning), ``smollm2-1
 ``smollm2-135m-instruct@20`` (probe on the residual stream after block 20) or ``@0.66`` (two thirds
 of the depth).
 
-Same shape as every technique: ``Config``, ``Result``, ``run(config) -> Result``.
+Same shape as every stage (:mod:`superalign.stages`): ``Config``, ``Result``, ``run(config, ctx) -> Result``.
 """
 
 from __future__ import annotations
@@ -26,11 +26,26 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from superalign.progress import NullProgress, Progress
+from superalign.context import RunContext
+from superalign.progress import Progress
+from superalign.stages import Inputs
 from superalign.records import Metric
 from superalign.weak_to_strong.data import WORLD_TASKS, W2SDataError
 
 STAGE = "generalize"
+
+# Profiles: overrides of Config's defaults (see superalign.config).
+PROFILES: dict[str, dict] = {
+    # tiny random models: checks the plumbing, not the science (PGR is usually undefined here)
+    "smoke": {"weak": "tiny-gpt2", "tasks": ["fact", "reward"], "n_seeds": 2, "n_train": 48, "n_test": 24,
+              "max_length": 96, "train": {"epochs": 4}},
+    # The strong probe reads a third of the way up (block 10 of SmolLM2's 30): as accurate as the top on these
+    # tasks (measured) at a third of the cost. Sizes keep frozen features, almost all of the time, to minutes
+    # on 2 cores.
+    "quick": {"weak": "minilm-l6", "strong_layer": 0.33, "n_seeds": 5, "max_length": 192,
+              "task_sizes": {"fact": [600, 300], "policy": [800, 320], "instruction": [240, 120],
+                             "reward": [240, 120]}},
+}
 METHODS = ("naive", "confidence", "bootstrap")
 Method = Literal["naive", "confidence", "bootstrap"]
 WorldTask = Literal["fact", "instruction", "policy", "reward"]
@@ -140,7 +155,6 @@ class Config(BaseModel):
     feature_batch_size: int = Field(16, ge=1)
     bf16: bool = Field(False, description="bf16 autocast for frozen features: faster on a CPU, but features then move "
                                           "by ~2e-3 between runs (measured), enough to change probe results")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where backbones run (auto: cuda if available)")
     train: TrainSettings = Field(default_factory=TrainSettings)
     confidence: ConfidenceConfig = Field(default_factory=ConfidenceConfig)
     bootstrap_loss: Literal["naive", "confidence"] = Field("naive", description="loss along the bootstrapping chain")
@@ -213,8 +227,12 @@ class Result(BaseModel):
     seeds: list[dict] = Field(default_factory=list)  # per-seed scores and fit reports
     seconds: float = 0.0
 
-    def summary(self) -> dict[str, float]:
-        return {f"{m.name}@{m.model}": m.value for m in self.metrics}
+    def records(self) -> list:
+        return []
+
+    def summary(self) -> dict:
+        return {"model": self.model, "tasks": self.tasks, "table": self.table, "seeds": self.seeds,
+                "notes": self.notes, "seconds": round(self.seconds, 1)}
 
 
 # --- models: spec -> classifier ------------------------------------------------------------------------
@@ -223,25 +241,18 @@ class Result(BaseModel):
 class ModelBank:
     """Builds classifiers from specs; loads each backbone once and caches frozen features per text."""
 
-    def __init__(self, config: Config, cache_dir: str | os.PathLike | None = None):
+    def __init__(self, config: Config, ctx: RunContext, cache_dir: str | os.PathLike | None = None):
         from superalign.weak_to_strong.features import FeatureCache
 
         self.config = config
+        self.ctx = ctx
         self.cache = FeatureCache(cache_dir)
         self._models: dict[str, object] = {}
 
-    def device(self) -> str:
-        import torch
-
-        if self.config.device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        return self.config.device
-
     def lm(self, name: str):
-        from superalign.models import load
-
+        """A frozen backbone for probe features, loaded once, on the run's device and dtype."""
         if name not in self._models:
-            self._models[name] = load(name, device=self.device())
+            self._models[name] = self.ctx.load(name)
         return self._models[name]
 
     def feature_key(self, spec: ModelSpec) -> str:
@@ -289,10 +300,8 @@ class ModelBank:
         spec = ModelSpec.parse(spec_text)
         if spec.mode == "probe":
             return ProbeClassifier(self.featurizer(spec, pairwise), pairwise, self.config.train)
-        from superalign.models import load
-
         n_blocks = Fe.n_layers(self.lm(spec.name))
-        return FinetuneClassifier(lambda: load(spec.name, device=self.device()), pairwise, self.config.train, spec.mode,
+        return FinetuneClassifier(lambda: self.ctx.load(spec.name, train=True), pairwise, self.config.train, spec.mode,
                                   spec.block(n_blocks), "auto", self.config.max_length)
 
 
@@ -336,16 +345,25 @@ def _prefetch(bank: ModelBank, tasks: list, specs: list[str], progress: Progress
                 bank.features(spec, missing, advance)
 
 
-def run(config: Config, progress: Progress | None = None, cache_dir: str | os.PathLike | None = None) -> Result:
-    """Run the protocol for every task x pair x seed and summarize (see the module docstring)."""
+def run(config: Config, ctx: RunContext | None = None, cache_dir: str | os.PathLike | None = None) -> Result:
+    """Run the protocol for every task x pair x seed and summarize (see the module docstring).
+
+    Frozen features are cached in ``cache_dir`` (default: the superalign home's ``features/``, shared by
+    every run: keyed by the model's weights and the text).
+    """
     from superalign.weak_to_strong.metrics import summarize
     from superalign.weak_to_strong.protocol import run_seed
 
     start = time.perf_counter()
-    progress = progress or NullProgress()
+    ctx = ctx or RunContext()
+    progress = ctx.progress
+    if cache_dir is None and ctx.cache_dir is not None:
+        from superalign.models.sources import home
+
+        cache_dir = home() / "features"
     tasks = build_tasks(config)
     pairs = config.resolved_pairs()
-    bank = ModelBank(config, cache_dir)
+    bank = ModelBank(config, ctx, cache_dir)
     _prefetch(bank, tasks, [s for p in pairs for s in p] + list(config.intermediates), progress)
     objectives = _objectives(config)
     seeds = [config.seed + i for i in range(config.n_seeds)]
@@ -364,6 +382,11 @@ def run(config: Config, progress: Progress | None = None, cache_dir: str | os.Pa
     return Result(model=strong_names, metrics=metrics, notes=notes, tasks=task_info,
                   table=pgr_table(metrics, list(config.methods)), seeds=[seed_row(o) for o in outcomes],
                   seconds=time.perf_counter() - start)
+
+
+def inputs(config: Config) -> Inputs:
+    """Every model of every pair and of the bootstrapping chain, and the dataset file when given."""
+    return Inputs(models=config.model_names(), files=[config.dataset.path] if config.dataset is not None else [])
 
 
 def pgr_table(metrics: list[Metric], methods: list[str]) -> list[dict]:

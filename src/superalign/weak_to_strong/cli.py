@@ -1,11 +1,11 @@
-"""``superalign w2s``: the generalize stage on its own, for one (weak, strong) pair or a sweep.
+"""``superalign generalize`` (alias ``w2s``): the generalize stage on its own, for one pair or a sweep.
 
-Registered by :mod:`superalign.cli`. Light at import: the work happens in :func:`cmd_w2s`.
+Light at import: the stage's work happens in :func:`superalign.weak_to_strong.run`.
 
-    superalign w2s                                             # the profile's pair on the world tasks
-    superalign w2s --weak minilm-l6 --strong smollm2-135m-instruct@20 --task fact --task reward
-    superalign w2s --pair tiny-gpt2 minilm-l6 --pair minilm-l6 smollm2-135m-instruct --method naive
-    superalign w2s --dataset my.jsonl --text-column review --label-column positive
+    superalign generalize                                      # the profile's pair on the world tasks
+    superalign generalize --weak minilm-l6 --strong smollm2-135m-instruct@19 --task fact --task reward
+    superalign generalize --pair tiny-gpt2 minilm-l6 --pair minilm-l6 smollm2-135m-instruct --method naive
+    superalign generalize --dataset my.jsonl --text-column review --label-column positive
 """
 
 from __future__ import annotations
@@ -14,12 +14,8 @@ import json
 from pathlib import Path
 
 
-def register(sub) -> None:
-    """Add the ``w2s`` subcommand to the CLI's subparsers."""
-    from superalign.cli import _add_config_args
-
-    p = sub.add_parser("w2s", help="weak-to-strong generalization (the generalize stage): PGR for a pair or a sweep")
-    _add_config_args(p)
+def add_arguments(p) -> None:
+    """Flags of ``superalign generalize`` beyond the ones generated from the Config."""
     p.add_argument("--weak", help="weak supervisor spec NAME[:probe|full|lora][@LAYER] (e.g. minilm-l6)")
     p.add_argument("--strong", help="strong model spec (default: --model, or the profile's model, as a probe)")
     p.add_argument("--pair", nargs=2, action="append", metavar=("WEAK", "STRONG"), default=[],
@@ -36,12 +32,10 @@ def register(sub) -> None:
     p.add_argument("--text-b-column", help="second text column: a pairwise task (is text better than text_b?)")
     p.add_argument("--label-column", default="label")
     p.add_argument("--group-column", help="rows sharing this value stay in the same split")
-    p.add_argument("--out", type=Path, default=Path("runs"), help="root of run directories (default: runs/)")
-    p.add_argument("--force", action="store_true", help="recompute even if finished")
-    p.set_defaults(func=cmd_w2s)
 
 
-def _updates(args) -> dict:
+def overrides(args) -> dict:
+    """The generalize section's values set by the flags above."""
     updates: dict = {}
     if args.pair:
         updates["pairs"] = [list(p) for p in args.pair]
@@ -63,23 +57,6 @@ def _updates(args) -> dict:
                               "group_column": args.group_column}
         updates.setdefault("tasks", [])
     return updates
-
-
-def w2s_config(args):
-    """The pipeline config of ``superalign w2s``: only the generalize stage, with the flags applied."""
-    from pydantic import ValidationError
-
-    from superalign.cli import _load_config
-    from superalign.config import ConfigError, PipelineConfig, _format_errors
-
-    args.overrides = [*args.overrides, "stages=[generalize]"]
-    config = _load_config(args)
-    data = config.model_dump(mode="json")
-    data["generalize"] = {**data["generalize"], **_updates(args)}
-    try:
-        return PipelineConfig.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(_format_errors(e)) from None
 
 
 def rich_pgr_table(rows: list[dict]):
@@ -113,22 +90,10 @@ def rich_pgr_table(rows: list[dict]):
     return table
 
 
-def cmd_w2s(args) -> int:
-    from superalign.cli import _console
-    from superalign.pipeline import run_pipeline
-    from superalign.progress import RichProgress
-
-    config = w2s_config(args)
-    console = _console()
-    g = config.generalize
-    console.print(f"[bold]superalign w2s[/]: profile={config.profile} pairs={g.resolved_pairs()} "
-                  f"tasks={g.tasks + (['file'] if g.dataset else [])} methods={g.methods} seeds={g.n_seeds}")
-    with RichProgress(console) as progress:
-        outcome = run_pipeline(config, root=args.out, progress=progress, force=args.force, log=console.print)
-    results = json.loads((outcome.run_dir / "stages" / "generalize.json").read_text(encoding="utf-8"))["results"]
-    console.print(rich_pgr_table(results.get("table", [])))
-    console.print(f"report: {outcome.report}")
-    return 0
+def show(run_dir: Path, console) -> None:
+    """The PGR table of a finished run."""
+    done = json.loads((Path(run_dir) / "stages" / "generalize.json").read_text(encoding="utf-8"))
+    console.print(rich_pgr_table(done["results"].get("table", [])))
 
 
-__all__ = ["cmd_w2s", "register", "w2s_config"]
+__all__ = ["add_arguments", "overrides", "rich_pgr_table", "show"]

@@ -1,0 +1,104 @@
+"""RunContext: what the pipeline hands each stage besides its config.
+
+Progress, a log, where to keep work (``work_dir``: this run's checkpoints, to resume after an
+interruption) and finished steps that other runs may share (``cache_dir``: content-addressed, see
+:meth:`RunContext.step`), and the device and dtype that every model of the stage is loaded with.
+Nothing here imports torch until a device is asked for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from superalign.progress import NullProgress, Progress
+
+T = TypeVar("T")
+Device = Literal["auto", "cpu", "cuda"]
+
+
+def key_of(parts: Any) -> str:
+    """A short content hash of JSON-able ``parts`` (pydantic models are dumped first)."""
+    from superalign.runs import _to_jsonable
+
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=_to_jsonable)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass
+class RunContext:
+    """Everything a stage needs from the run around it. The defaults suit a library call or a test."""
+
+    progress: Progress = field(default_factory=NullProgress)
+    log: Callable[[str], None] = lambda message: None
+    work_dir: Path | None = None  # this run's unfinished work (None: keep nothing)
+    cache_dir: Path | None = None  # finished steps shared by every run under the same root (None: none)
+    device_request: Device = "auto"
+    force: bool = False  # recompute steps even when the cache holds them
+    input_hashes: dict[str, str] = field(default_factory=dict)  # content hash of each input (stages.Inputs)
+
+    @cached_property
+    def device(self) -> str:
+        """``cuda`` when asked, or when ``auto`` and a GPU is there; else ``cpu``."""
+        if self.device_request != "auto":
+            return self.device_request
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    @property
+    def dtype(self):
+        """bf16 on a GPU; None (the model's own fp32) on a CPU, where bf16 is only used as autocast."""
+        if self.device == "cpu":
+            return None
+        import torch
+
+        return torch.bfloat16
+
+    def load(self, name: str, train: bool = False):
+        """Load a model on this run's device: bf16 on a GPU for inference, fp32 for training.
+
+        Training keeps fp32 weights (optimizer states, value and reward heads are fp32; under LoRA the
+        adapters take the base weights' dtype).
+        """
+        from superalign.models import load
+
+        return load(name, dtype=None if train else self.dtype, device=self.device)
+
+    def step(self, name: str, key: Any, compute: Callable[[], T], kind: Any) -> T:
+        """``compute()``, kept as JSON in ``cache_dir/<name>-<hash of key>.json`` and read back next time.
+
+        ``key`` must hold everything the result depends on (config sections, input hashes): the same key
+        anywhere under this root means the same result, so ``superalign train dpo`` and ``superalign run``
+        share the steps they have in common. ``kind`` is the type to validate the JSON back into.
+        """
+        from pydantic import TypeAdapter
+
+        from superalign.runs import write_json_atomic
+
+        path = self.step_path(name, key, ".json")
+        if path is not None and path.is_file() and not self.force:
+            return TypeAdapter(kind).validate_json(path.read_bytes())
+        value = compute()
+        if path is not None:
+            write_json_atomic(path, value)
+        return value
+
+    def step_path(self, name: str, key: Any, suffix: str = "") -> Path | None:
+        """Where step ``name`` with ``key`` is kept (a file, or a directory when ``suffix`` is empty)."""
+        if self.cache_dir is None:
+            return None
+        return self.cache_dir / f"{name}-{key_of(key)}{suffix}"
+
+    def clear_work(self) -> None:
+        if self.work_dir is not None:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+
+__all__ = ["Device", "RunContext", "key_of"]

@@ -1,0 +1,122 @@
+"""The stage contract and the ordered list of the pipeline's stages.
+
+A stage is a package that exposes, at import and without importing torch:
+
+- ``STAGE``: its name (the config section, the CLI subcommand, ``records/<name>.jsonl``, ``docs/<name>.md``);
+- ``Config``: a pydantic model of its settings (``extra="forbid"``; ``model`` and ``seed`` are inherited
+  from the top of the pipeline config when the Config has them);
+- ``Result``: a pydantic model with ``model``, ``metrics`` (:class:`~superalign.records.Metric`),
+  ``notes``, ``records()`` (what goes to ``records/<name>.jsonl``) and ``summary()`` (a JSON-able dict
+  kept in ``stages/<name>.json``);
+- ``run(config, ctx) -> Result``, with ``ctx`` a :class:`~superalign.context.RunContext`;
+
+and optionally:
+
+- ``PROFILES``: ``{profile: overrides of Config's defaults}`` (smoke, quick, full);
+- ``inputs(config) -> Inputs``: the models and files it reads, checked before any work and hashed into
+  its cache key, so that an edited file or new weights rerun it;
+- ``add_arguments(parser)`` and ``overrides(args) -> dict``: flags of its CLI subcommand beyond the
+  ones generated from Config's fields;
+- ``show(summary, console)``: what its CLI subcommand prints at the end.
+
+The pipeline, the config model, the CLI and the report are built from :data:`STAGES`; adding a stage is
+one package and one line here (or :func:`register` from outside, e.g. a plugin or a test).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Protocol
+
+
+class StageResult(Protocol):
+    """What every stage's ``run`` returns (see the module docstring)."""
+
+    model: str
+    metrics: list
+    notes: list[str]
+
+    def records(self) -> list: ...
+
+    def summary(self) -> dict: ...
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a stage reads besides its config: model names and files, by content."""
+
+    models: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One entry of the pipeline: a name and the package that implements the contract."""
+
+    name: str
+    module: str  # the package, imported on first use
+    help: str
+    aliases: tuple[str, ...] = ()  # older spellings, accepted by the CLI and in ``stages: [...]``
+
+    @property
+    def package(self) -> ModuleType:
+        return importlib.import_module(self.module)
+
+    @property
+    def Config(self) -> type:  # noqa: N802 - the contract's name
+        return self.package.Config
+
+    def profile(self, name: str) -> dict[str, Any]:
+        """This stage's section of profile ``name`` (empty: the Config's defaults)."""
+        return dict(getattr(self.package, "PROFILES", {}).get(name, {}))
+
+    def inputs(self, config) -> Inputs:
+        reader = getattr(self.package, "inputs", None)
+        if reader is not None:
+            return reader(config)
+        return Inputs(models=[config.model] if hasattr(config, "model") else [])
+
+    def run(self, config, ctx) -> StageResult:
+        return self.package.run(config, ctx)
+
+
+STAGES: list[Stage] = [
+    Stage("baseline", "superalign.baseline", "greedy answers to held-out world tasks, scored by gold"),
+    Stage("train", "superalign.rlhf", "feedback, a reward model and policy optimization (RLHF)", ("rlhf",)),
+    Stage("generalize", "superalign.weak_to_strong", "weak-to-strong generalization: PGR over seeds", ("w2s",)),
+]
+
+
+class UnknownStage(ValueError):
+    """A stage name that no registered stage has; the message lists the known ones."""
+
+
+def names() -> list[str]:
+    """Stage names in pipeline order."""
+    return [s.name for s in STAGES]
+
+
+def get(name: str) -> Stage:
+    """The stage called ``name`` or one of its aliases."""
+    for stage in STAGES:
+        if name == stage.name or name in stage.aliases:
+            return stage
+    known = ", ".join(f"{s.name}" + (f" (or {', '.join(s.aliases)})" if s.aliases else "") for s in STAGES)
+    raise UnknownStage(f"unknown stage {name!r}; the stages are {known}")
+
+
+def register(stage: Stage, after: str | None = None) -> None:
+    """Add a stage (after ``after``, else last); replaces a stage of the same name."""
+    unregister(stage.name)
+    position = len(STAGES) if after is None else names().index(get(after).name) + 1
+    STAGES.insert(position, stage)
+
+
+def unregister(name: str) -> None:
+    STAGES[:] = [s for s in STAGES if s.name != name]
+
+
+__all__ = ["Inputs", "STAGES", "Stage", "StageResult", "UnknownStage", "get", "names", "register", "unregister"]
