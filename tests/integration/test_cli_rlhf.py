@@ -21,7 +21,7 @@ def test_dpo_from_a_preference_file(tmp_path):
     proc = superalign("rlhf", "dpo", "--profile", "smoke", "--preferences", str(path), home=tmp_path / "home",
                       cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    (run_dir,) = (tmp_path / "runs").iterdir()
+    (run_dir,) = (tmp_path / "runs").glob("[!.]*")
     metrics = _metrics(run_dir)
     assert "dpo.gold_gain" in metrics and "reward_model.test_accuracy" in metrics
     assert "sft.gold" not in metrics  # only the asked-for method ran
@@ -49,7 +49,7 @@ def test_online_dpo_with_the_labeler_as_judge(tmp_path):
     proc = superalign("rlhf", "online-dpo", "--profile", "smoke", "--set", "train.online_dpo.judge=labeler",
                       home=tmp_path / "home", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    (run_dir,) = (tmp_path / "runs").iterdir()
+    (run_dir,) = (tmp_path / "runs").glob("[!.]*")
     metrics = _metrics(run_dir)
     assert "online_dpo.gold_gain" in metrics and "dpo.gold" not in metrics
     lines = [json.loads(line) for line in (run_dir / "records/train.jsonl").read_text().splitlines()]

@@ -15,7 +15,7 @@ def _rows(path, n: int, label=lambda i: i % 2) -> None:
 def test_run_generalize_stage_on_the_smoke_profile(tmp_path):
     proc = superalign("run", "--profile", "smoke", "--set", "stages=[generalize]", home=tmp_path / "home", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    (run_dir,) = (tmp_path / "runs").iterdir()
+    (run_dir,) = (tmp_path / "runs").glob("[!.]*")
     results = json.loads((run_dir / "results.json").read_text())
     metrics = results["metrics"]["generalize"]
     for task in ("fact", "reward"):
@@ -24,7 +24,10 @@ def test_run_generalize_stage_on_the_smoke_profile(tmp_path):
             assert 0.0 <= m["value"] <= 1.0 and m["n"] == 2 and m["model"] == "tiny-gpt2 -> tiny-llama"
     stage = results["stages"]["generalize"]["results"]
     assert {row["method"] for row in stage["table"]} == {"naive", "confidence"}
-    assert len(stage["seeds"]) == 2 * 2  # tasks x seeds
+    records = [json.loads(line) for line in (run_dir / "records" / "generalize.jsonl").read_text().splitlines()]
+    assert sum(r["type"] == "w2s_seed" for r in records) == 2 * 2  # tasks x seeds
+    pgr = [r for r in records if r["type"] == "w2s_score" and r["name"] == "fact.naive.accuracy"]
+    assert len(pgr) == 1 and len(pgr[0]["per_seed"]) == 2 and pgr[0]["value"] == metrics["fact.naive.accuracy"]["value"]
     html = (run_dir / "report.html").read_text()
     assert "Weak-to-strong generalization" in html and "<svg" in html
     assert "baseline" not in results["stages"]  # only the asked-for stage ran
@@ -33,13 +36,13 @@ def test_run_generalize_stage_on_the_smoke_profile(tmp_path):
 def test_w2s_sweep_over_pairs_and_methods_on_a_dataset_file(tmp_path):
     data = tmp_path / "data.jsonl"
     _rows(data, 48)
-    proc = superalign("w2s", "--profile", "smoke", "--dataset", str(data), "--text-column", "sentence",
+    proc = superalign("generalize", "--profile", "smoke", "--dataset", str(data), "--text-column", "sentence",
                       "--label-column", "positive", "--pair", "tiny-gpt2", "tiny-llama", "--pair", "tiny-llama",
                       "tiny-gpt2", "--method", "naive", "--method", "bootstrap", "--intermediate", "tiny-llama-2m",
                       "--seeds", "2", home=tmp_path / "home", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "weak-to-strong" in proc.stdout and "report:" in proc.stdout
-    (run_dir,) = (tmp_path / "runs").iterdir()
+    (run_dir,) = (tmp_path / "runs").glob("[!.]*")
     stage = json.loads((run_dir / "stages" / "generalize.json").read_text())["results"]
     assert {(r["pair"], r["method"]) for r in stage["table"]} == {
         (p, m) for p in ("tiny-gpt2 -> tiny-llama", "tiny-llama -> tiny-gpt2") for m in ("naive", "bootstrap")}

@@ -1,11 +1,42 @@
 import pytest
 
-from superalign.config import PROFILES, ConfigError, load_config, parse_override
+import subprocess
+import sys
+
+from superalign.config import PROFILE_NAMES, ConfigError, load_config, parse_override, profile_data
 
 
 def test_profiles_validate():
-    for profile in PROFILES:
+    for profile in PROFILE_NAMES:
         assert load_config(profile).profile == profile
+
+
+def test_profiles_come_from_the_stage_packages():
+    from superalign import baseline, rlhf, weak_to_strong
+
+    quick = profile_data("quick")
+    assert quick["baseline"] == baseline.PROFILES["quick"] and quick["train"] == rlhf.PROFILES["quick"]
+    assert quick["generalize"] == weak_to_strong.PROFILES["quick"] and quick["model"] == "smollm2-135m-instruct"
+    assert load_config("smoke").train.reward_model.backbone == "tiny-encoder"
+
+
+@pytest.mark.parametrize("recipe", sorted(__import__("pathlib").Path(__file__).parents[2].glob("recipes/*/*.yaml")),
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_recipes_validate(recipe):
+    config = load_config("full", recipe)
+    assert config.stages and recipe.parent.name in config.stages
+
+
+def test_stage_aliases_are_the_stage_names():
+    config = load_config("smoke", overrides=["stages=[w2s, rlhf]", "rlhf.dpo.beta=0.3"])
+    assert config.stages == ["train", "generalize"] and config.train.dpo.beta == 0.3
+
+
+def test_reading_the_config_imports_no_torch():
+    code = ("import sys; from superalign.config import load_config; load_config('quick'); "
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_stage_sections_inherit_model_and_seed_unless_set():
@@ -20,7 +51,7 @@ def test_layers_apply_in_order(tmp_path):
     path.write_text("baseline:\n  n_fact: 11\n  n_policy: 5\n")
     config = load_config("quick", path, overrides=["baseline.n_policy=7"])
     assert config.baseline.n_fact == 11 and config.baseline.n_policy == 7
-    assert config.baseline.n_instruction == PROFILES["quick"]["baseline"]["n_instruction"]
+    assert config.baseline.n_instruction == profile_data("quick")["baseline"]["n_instruction"]
 
 
 def test_override_values_are_parsed_as_yaml():
@@ -31,7 +62,8 @@ def test_override_values_are_parsed_as_yaml():
 
 
 @pytest.mark.parametrize("override, field", [("baseline.batch_size=0", "baseline.batch_size"),
-                                             ("stages=[nope]", "stages.0"),
+                                             ("stages=[nope]", "unknown stage 'nope'"),
+                                             ("train.dpo.bogus=1", "train.dpo.bogus"),
                                              ("bogus=1", "bogus")])
 def test_bad_values_name_the_field(override, field):
     with pytest.raises(ConfigError) as err:

@@ -157,8 +157,10 @@ def test_local_directory_loads(tmp_path):
 
 def test_hub_id_not_cached_is_not_downloaded(monkeypatch):
     monkeypatch.delenv("SUPERALIGN_ALLOW_DOWNLOADS", raising=False)
-    with pytest.raises(ModelNotPulled, match="superalign models pull superalign-test/not-a-model"):
+    with pytest.raises(ModelNotPulled, match="unknown model 'superalign-test/not-a-model'.*smollm2-135m-instruct"):
         load("superalign-test/not-a-model")
+    with pytest.raises(ModelNotPulled, match="unknown model"):  # pull says the same, instead of asking a hub
+        pull("superalign-test/not-a-model", progress=False)
 
 
 def test_stale_work_dirs_are_cleaned(tmp_home, tmp_path, monkeypatch):

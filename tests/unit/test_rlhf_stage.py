@@ -1,4 +1,5 @@
-"""The train stage as a whole on tiny models: an interrupted run resumes from its finished steps."""
+"""The train stage as a whole on tiny models: finished steps are kept by what they depend on, so an
+interrupted run resumes from them and another config that shares a step reuses it."""
 
 from __future__ import annotations
 
@@ -6,6 +7,12 @@ import pytest
 
 from superalign import pipeline, rlhf
 from superalign.config import load_config
+from superalign.context import RunContext
+
+
+def _steps(directory) -> set[str]:
+    """Step names kept in a cache directory (``dpo-<key>.json`` -> ``dpo``)."""
+    return {p.name.rsplit("-", 1)[0] for p in directory.iterdir() if p.suffix == ".json" or p.is_dir()}
 
 
 def _config(methods: list[str]):
@@ -18,10 +25,8 @@ def _values(result) -> dict[str, float]:
 
 def test_a_rerun_reads_back_every_finished_step_and_gets_the_same_result(tmp_path, monkeypatch):
     config = _config(["best_of_n", "dpo", "rloo"])
-    first = rlhf.run(config, out_dir=tmp_path)
-    assert {"feedback.json", "start.json", "best_of_n.json", "dpo.json", "rloo.json"} <= {
-        p.name for p in tmp_path.iterdir()}
-    assert (tmp_path / "reward_model").is_dir()
+    first = rlhf.run(config, RunContext(cache_dir=tmp_path))
+    assert {"feedback", "start", "best_of_n", "dpo", "rloo", "reward_model"} <= _steps(tmp_path)
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("recomputed a step the first run finished")
@@ -29,7 +34,7 @@ def test_a_rerun_reads_back_every_finished_step_and_gets_the_same_result(tmp_pat
     for name in ("collect_feedback", "_evaluate", "_train_method", "_best_of_n"):
         monkeypatch.setattr(rlhf, name, must_not_run)
     monkeypatch.setattr("superalign.rlhf.reward_model.train_reward_model", must_not_run)
-    again = rlhf.run(config, out_dir=tmp_path)
+    again = rlhf.run(config, RunContext(cache_dir=tmp_path))
     assert _values(again) == pytest.approx(_values(first))
     assert again.points == first.points and again.evaluations == first.evaluations
 
@@ -45,31 +50,53 @@ def test_a_crash_in_one_method_keeps_the_steps_before_it(tmp_path, monkeypatch):
 
     monkeypatch.setattr(rlhf, "_train_method", crash_on_rloo)
     with pytest.raises(RuntimeError, match="out of memory"):
-        rlhf.run(config, out_dir=tmp_path)
-    assert (tmp_path / "dpo.json").is_file() and not (tmp_path / "rloo.json").exists()
+        rlhf.run(config, RunContext(cache_dir=tmp_path))
+    assert "dpo" in _steps(tmp_path) and not list(tmp_path.glob("rloo-*.json"))
 
     trained = []
     monkeypatch.setattr(rlhf, "_train_method", lambda method, *a, **k: trained.append(method) or real(method, *a, **k))
-    result = rlhf.run(config, out_dir=tmp_path)
+    result = rlhf.run(config, RunContext(cache_dir=tmp_path))
     assert trained == ["rloo"]  # DPO came back from its file
     assert {"dpo.gold_gain", "rloo.gold_gain"} <= set(_values(result))
+
+
+def test_a_config_that_shares_steps_reuses_them(tmp_path, monkeypatch):
+    """Only DPO's beta differs: feedback, reward model, start and best-of-n come back; only DPO trains."""
+    rlhf.run(_config(["best_of_n", "dpo"]), RunContext(cache_dir=tmp_path))
+    real, trained = rlhf._train_method, []
+    monkeypatch.setattr(rlhf, "_train_method", lambda method, *a, **k: trained.append(method) or real(method, *a, **k))
+    for name in ("collect_feedback", "_best_of_n"):
+        monkeypatch.setattr(rlhf, name, lambda *a, **k: pytest.fail("recomputed a shared step"))
+    evaluate, evaluated = rlhf._evaluate, []
+    monkeypatch.setattr(rlhf, "_evaluate", lambda lm, t, e, c, label, p: evaluated.append(label) or evaluate(lm, t, e, c, label, p))
+    monkeypatch.setattr("superalign.rlhf.reward_model.train_reward_model", lambda *a, **k: pytest.fail("retrained"))
+    config = load_config("smoke", overrides=["train.methods=[best_of_n,dpo]", "train.dpo.beta=0.3"]).train
+    result = rlhf.run(config, RunContext(cache_dir=tmp_path))
+    assert trained == ["dpo"] and evaluated == ["tiny-llama+dpo"] and "dpo.gold_gain" in _values(result)
+
+
+def test_reward_model_alone(tmp_path):
+    result = rlhf.run(_config([]), RunContext(cache_dir=tmp_path))
+    assert all(m.name.startswith("reward_model.") for m in result.metrics)  # tiny models: often all ties
+    assert not result.evaluations and not result.points and result.preferences
+    assert _steps(tmp_path) == {"feedback", "reward_model"}
 
 
 def test_an_interrupted_stage_resumes_and_force_starts_it_over(tmp_path, monkeypatch):
     config = load_config("smoke", overrides=["stages=[train]"])
     found = []
 
-    def fake_train(config, run, progress):  # finishes one step, and is interrupted the first time
-        work = run.work_dir("train")
+    def fake_train(config, ctx):  # finishes one step, and is interrupted the first time
+        work = ctx.work_dir
         found.append(sorted(p.name for p in work.glob("*")))
         work.mkdir(parents=True, exist_ok=True)
         (work / "dpo.json").write_text("{}")
         if len(found) == 1:
             raise KeyboardInterrupt
-        return {}
+        return rlhf.Result(model="m", metrics=[], evaluations=[], preferences=[], points=[])
 
-    monkeypatch.setitem(pipeline.STAGE_RUNNERS, "train", fake_train)
-    monkeypatch.setattr(pipeline, "check_models_pulled", lambda config: None)
+    monkeypatch.setattr(rlhf, "run", fake_train)
+    monkeypatch.setattr(pipeline, "prepare_inputs", lambda config, log, pull: {"train": {}})
     monkeypatch.setattr("superalign.report.render_report", lambda run_dir: run_dir / "report.html")
     with pytest.raises(KeyboardInterrupt):
         pipeline.run_pipeline(config, root=tmp_path, log=lambda line: None)

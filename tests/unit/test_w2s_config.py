@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from superalign.config import STAGES, ConfigError, load_config
+from superalign.config import ConfigError, load_config
+from superalign.stages import names
 from superalign.pipeline import required_models
 from superalign.weak_to_strong import Config
 
 
 def test_generalize_follows_train_and_inherits_model_and_seed():
-    assert STAGES.index("generalize") == STAGES.index("train") + 1
+    assert names().index("generalize") == names().index("train") + 1
     config = load_config("smoke", seed=3)
     g = config.generalize
     assert g.model == "tiny-llama" and g.seed == 3

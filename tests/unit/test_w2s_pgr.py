@@ -10,7 +10,7 @@ import pytest
 from superalign.stats import pgr
 from superalign.weak_to_strong.classifier import FitReport
 from superalign.weak_to_strong.data import Scores
-from superalign.weak_to_strong.metrics import gap_problem, pgr_summary, summarize
+from superalign.weak_to_strong.metrics import as_metric, gap_problem, pgr_summary, summarize
 from superalign.weak_to_strong.protocol import SeedOutcome, Trained
 
 
@@ -73,10 +73,11 @@ def test_summarize_writes_pgr_metrics_only_when_defined():
     assert "fact.naive.pgr_accuracy" in names and "fact.naive.pgr_auroc" in names
     assert not any(n.startswith("policy.") and "pgr" in n for n in names)  # no meaningless ratio
     gap = next(m for m in metrics if m.name == "policy.gap.accuracy")
-    assert gap.meta["w2s"]["pgr_defined"] is False and "below min_gap" in gap.meta["w2s"]["reason"]
+    assert gap.pgr_defined is False and "below min_gap" in gap.reason
     assert any("policy" in w and "undefined" in w for w in warnings)
     pgr_m = next(m for m in metrics if m.name == "fact.naive.pgr_accuracy")
-    assert pgr_m.n == 3 and pgr_m.ci_low < pgr_m.value < pgr_m.ci_high
+    assert len(pgr_m.seeds) == 3 and len(pgr_m.per_seed) == 3 and pgr_m.ci_low < pgr_m.value < pgr_m.ci_high
+    assert as_metric(pgr_m).n == 3 and as_metric(pgr_m).model == "w -> s"
     assert all(math.isfinite(m.value) for m in metrics)  # metrics.jsonl cannot hold NaN
 
 
@@ -84,7 +85,7 @@ def test_a_weak_supervisor_near_chance_is_flagged():
     outcomes = [_outcome(s, 0.49 + 0.01 * s, 0.8, 0.6) for s in range(3)]
     metrics, warnings = summarize(outcomes, min_gap=0.02)
     weak = next(m for m in metrics if m.name == "fact.weak.auroc")
-    assert "near chance" in weak.meta["w2s"]["near_chance"]
+    assert "near chance" in weak.near_chance
     assert any("near chance" in w for w in warnings)
     good = [_outcome(s, 0.70 + 0.01 * s, 0.8, 0.75) for s in range(3)]
     assert not any("near chance" in w for w in summarize(good, min_gap=0.02)[1])

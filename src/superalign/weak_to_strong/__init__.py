@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from superalign.context import RunContext
 from superalign.progress import Progress
 from superalign.stages import Inputs
-from superalign.records import Metric
+from superalign.records import Metric, W2SScore, W2SSeed
 from superalign.weak_to_strong.data import WORLD_TASKS, W2SDataError
 
 STAGE = "generalize"
@@ -223,16 +223,17 @@ class Result(BaseModel):
     metrics: list[Metric]
     notes: list[str] = Field(default_factory=list)  # warnings: gaps too small, one-class test sets...
     tasks: list[dict] = Field(default_factory=list)  # name, description, sizes, class balance, how it was built
+    scores: list[W2SScore] = Field(default_factory=list)  # every number of the PGR table, with its seeds
     table: list[dict] = Field(default_factory=list)  # one row per (task, pair, method), for results.json and the CLI
-    seeds: list[dict] = Field(default_factory=list)  # per-seed scores and fit reports
+    seeds: list[W2SSeed] = Field(default_factory=list)  # per-seed scores and fit reports
     seconds: float = 0.0
 
     def records(self) -> list:
-        return []
+        return [*self.scores, *self.seeds]
 
     def summary(self) -> dict:
-        return {"model": self.model, "tasks": self.tasks, "table": self.table, "seeds": self.seeds,
-                "notes": self.notes, "seconds": round(self.seconds, 1)}
+        return {"model": self.model, "tasks": self.tasks, "table": self.table, "notes": self.notes,
+                "seconds": round(self.seconds, 1)}
 
 
 # --- models: spec -> classifier ------------------------------------------------------------------------
@@ -241,11 +242,11 @@ class Result(BaseModel):
 class ModelBank:
     """Builds classifiers from specs; loads each backbone once and caches frozen features per text."""
 
-    def __init__(self, config: Config, ctx: RunContext, cache_dir: str | os.PathLike | None = None):
+    def __init__(self, config: Config, ctx: RunContext | None = None, cache_dir: str | os.PathLike | None = None):
         from superalign.weak_to_strong.features import FeatureCache
 
         self.config = config
-        self.ctx = ctx
+        self.ctx = ctx or RunContext()
         self.cache = FeatureCache(cache_dir)
         self._models: dict[str, object] = {}
 
@@ -351,7 +352,7 @@ def run(config: Config, ctx: RunContext | None = None, cache_dir: str | os.PathL
     Frozen features are cached in ``cache_dir`` (default: the superalign home's ``features/``, shared by
     every run: keyed by the model's weights and the text).
     """
-    from superalign.weak_to_strong.metrics import summarize
+    from superalign.weak_to_strong.metrics import as_metric, summarize
     from superalign.weak_to_strong.protocol import run_seed
 
     start = time.perf_counter()
@@ -374,14 +375,14 @@ def run(config: Config, ctx: RunContext | None = None, cache_dir: str | os.PathL
             for seed in seeds:
                 outcomes.append(run_seed(task, weak, strong, seed, bank.make, list(config.methods), objectives,
                                          config.intermediates, advance))
-    metrics, notes = summarize(outcomes, config.min_gap)
+    scores, notes = summarize(outcomes, config.min_gap)
     task_info = [{"name": t.name, "description": t.description, "pool": len(t.pool), "test": len(t.test),
                   "test_negatives_positives": list(t.vault.class_counts(t.test)), "pairwise": t.pairwise,
                   "notes": t.notes} for t in tasks]
     strong_names = ", ".join(dict.fromkeys(s for _, s in pairs))
-    return Result(model=strong_names, metrics=metrics, notes=notes, tasks=task_info,
-                  table=pgr_table(metrics, list(config.methods)), seeds=[seed_row(o) for o in outcomes],
-                  seconds=time.perf_counter() - start)
+    return Result(model=strong_names, metrics=[as_metric(s) for s in scores], scores=scores, notes=notes,
+                  tasks=task_info, table=pgr_table(scores, list(config.methods)),
+                  seeds=[seed_record(o) for o in outcomes], seconds=time.perf_counter() - start)
 
 
 def inputs(config: Config) -> Inputs:
@@ -389,12 +390,12 @@ def inputs(config: Config) -> Inputs:
     return Inputs(models=config.model_names(), files=[config.dataset.path] if config.dataset is not None else [])
 
 
-def pgr_table(metrics: list[Metric], methods: list[str]) -> list[dict]:
+def pgr_table(scores: list[W2SScore], methods: list[str]) -> list[dict]:
     """One row per (task, pair, method): weak, ceiling and student scores, PGR as [value, low, high] or None."""
     from superalign.weak_to_strong.metrics import pgr_rows
 
     table = []
-    for row in pgr_rows(metrics):
+    for row in pgr_rows(scores):
         for method in methods:
             entry = {"task": row["task"], "pair": row["pair"], "method": method}
             for metric in ("accuracy", "auroc"):
@@ -407,14 +408,12 @@ def pgr_table(metrics: list[Metric], methods: list[str]) -> list[dict]:
     return table
 
 
-def seed_row(o) -> dict:
+def seed_record(o) -> W2SSeed:
     """What one seed of one (task, pair) produced: scores, weak-label accuracy, epochs run and kept."""
-    from superalign.weak_to_strong.metrics import pair_label
-
-    return {"task": o.task, "pair": pair_label(o.weak, o.strong), "seed": o.seed, "half_sizes": list(o.n_half),
-            "weak_label_accuracy": o.weak_label_accuracy,
-            **{f"{r}.{k}": getattr(t.scores, k) for r, t in o.models.items() for k in ("accuracy", "auroc")},
-            **{f"{r}.epochs": [t.report.epochs, t.report.best_epoch] for r, t in o.models.items()}}
+    return W2SSeed(task=o.task, weak=o.weak, strong=o.strong, seed=o.seed, half_sizes=list(o.n_half),
+                   weak_label_accuracy=o.weak_label_accuracy,
+                   scores={r: {k: float(getattr(t.scores, k)) for k in ("accuracy", "auroc")} for r, t in o.models.items()},
+                   epochs={r: [t.report.epochs, t.report.best_epoch] for r, t in o.models.items()})
 
 
 __all__ = ["Config", "ConfidenceConfig", "DatasetConfig", "METHODS", "ModelSpec", "Result", "STAGE", "TrainSettings",

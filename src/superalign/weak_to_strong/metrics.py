@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from superalign.records import Metric
+from superalign.records import Metric, W2SScore
 from superalign.stats import Interval, mean_ci_over_seeds, pgr
 
 STAGE = "generalize"
@@ -76,25 +76,30 @@ def pgr_summary(method: str, metric: str, weak: list[float], ceiling: list[float
     return PGRSummary(method, metric, mean_ci_over_seeds(per_seed), per_seed)
 
 
-def _metric(name: str, ci: Interval, model: str, **w2s) -> Metric:
+def _score(name: str, ci: Interval, **fields) -> W2SScore:
     low, high = (ci.low, ci.high) if not (math.isnan(ci.low) or math.isnan(ci.high)) else (None, None)
-    return Metric(stage=STAGE, name=name, value=ci.value, ci_low=low, ci_high=high, n=ci.n, model=model,
-                  meta={"rate": False, "w2s": w2s})
+    return W2SScore(name=name, value=ci.value, ci_low=low, ci_high=high, **fields)
+
+
+def as_metric(score: W2SScore) -> Metric:
+    """The score as a plain metric (metrics.jsonl, results.json): name, value, interval, seeds, the pair."""
+    return Metric(stage=STAGE, name=score.name, value=score.value, ci_low=score.ci_low, ci_high=score.ci_high,
+                  n=len(score.seeds), model=score.pair, meta={"rate": False})
 
 
 def pair_label(weak: str, strong: str) -> str:
     return f"{weak} -> {strong}"
 
 
-def summarize(outcomes: list, min_gap: float) -> tuple[list[Metric], list[str]]:
-    """Metrics (means over seeds, gaps, PGRs) and warnings for every (task, pair) in ``outcomes``.
+def summarize(outcomes: list, min_gap: float) -> tuple[list[W2SScore], list[str]]:
+    """Scores (means over seeds, gaps, PGRs) and warnings for every (task, pair) in ``outcomes``.
 
     ``outcomes``: :class:`~superalign.weak_to_strong.protocol.SeedOutcome` s, several seeds per (task, pair).
     """
     groups: dict[tuple[str, str, str], list] = {}
     for o in outcomes:
         groups.setdefault((o.task, o.weak, o.strong), []).append(o)
-    metrics: list[Metric] = []
+    scores: list[W2SScore] = []
     warnings: list[str] = []
     for (task, weak, strong), seeds in groups.items():
         model = pair_label(weak, strong)
@@ -109,46 +114,44 @@ def summarize(outcomes: list, min_gap: float) -> tuple[list[Metric], list[str]]:
                 continue
             for role in roles:
                 ci = mean_ci_over_seeds(values[role])
-                extra = {}
+                chance = None
                 if role == "weak" and metric == "auroc" and near_chance(ci):
-                    extra["near_chance"] = (f"the weak supervisor is near chance (AUROC {ci.value:.3f}, 95% interval "
-                                            f"[{ci.low:.3f}, {ci.high:.3f}] includes 0.5): its labels carry little "
-                                            "signal to generalize from")
-                    warnings.append(f"{task} ({model}): {extra['near_chance']}")
-                metrics.append(_metric(f"{task}.{role}.{metric}", ci, model, kind="score", role=role, metric=metric,
-                                       per_seed=values[role], **common, **extra))
+                    chance = (f"the weak supervisor is near chance (AUROC {ci.value:.3f}, 95% interval "
+                              f"[{ci.low:.3f}, {ci.high:.3f}] includes 0.5): its labels carry little "
+                              "signal to generalize from")
+                    warnings.append(f"{task} ({model}): {chance}")
+                scores.append(_score(f"{task}.{role}.{metric}", ci, kind="score", role=role, metric=metric,
+                                     per_seed=values[role], near_chance=chance, **common))
             gaps = [c - w for c, w in zip(values["ceiling"], values["weak"])]
             problem = gap_problem(gaps, min_gap)
-            metrics.append(_metric(f"{task}.gap.{metric}", mean_ci_over_seeds(gaps), model, kind="gap", metric=metric,
-                                   per_seed=gaps, pgr_defined=problem is None, reason=problem, **common))
+            scores.append(_score(f"{task}.gap.{metric}", mean_ci_over_seeds(gaps), kind="gap", metric=metric,
+                                 per_seed=gaps, pgr_defined=problem is None, reason=problem, **common))
             if problem:
                 warnings.append(f"{task} ({model}): PGR on {metric} is undefined: {problem}")
                 continue
             for method in methods:
                 s = pgr_summary(method, metric, values["weak"], values["ceiling"], values[method], min_gap)
-                metrics.append(_metric(f"{task}.{method}.pgr_{metric}", s.interval, model, kind="pgr", role=method,
-                                       metric=metric, per_seed=s.per_seed, **common))
+                scores.append(_score(f"{task}.{method}.pgr_{metric}", s.interval, kind="pgr", role=method,
+                                     metric=metric, per_seed=s.per_seed, **common))
         agreement = {m: [o.student_weak_agreement[m] for o in seeds] for m in methods}
         for method, vals in agreement.items():
-            metrics.append(_metric(f"{task}.{method}.weak_agreement", mean_ci_over_seeds(vals), model,
-                                   kind="agreement", role=method, per_seed=vals, **common))
+            scores.append(_score(f"{task}.{method}.weak_agreement", mean_ci_over_seeds(vals), kind="agreement",
+                                 role=method, per_seed=vals, **common))
         labels_acc = [o.weak_label_accuracy for o in seeds]
-        metrics.append(_metric(f"{task}.weak_labels.accuracy", mean_ci_over_seeds(labels_acc), model,
-                               kind="weak_labels", per_seed=labels_acc, **common))
-    return metrics, warnings
+        scores.append(_score(f"{task}.weak_labels.accuracy", mean_ci_over_seeds(labels_acc), kind="weak_labels",
+                             per_seed=labels_acc, **common))
+    return scores, warnings
 
 
-def pgr_rows(metrics: list[Metric]) -> list[dict]:
-    """One row per (task, pair, method): the numbers of the PGR table (used by the CLI and README)."""
+def pgr_rows(scores: list[W2SScore]) -> list[dict]:
+    """One row per (task, pair): its scores and PGRs keyed by (role, metric), and gaps by metric."""
     rows: dict[tuple, dict] = {}
-    for m in metrics:
-        w = (m.meta or {}).get("w2s") or {}
-        key = (w.get("task"), m.model)
-        row = rows.setdefault(key, {"task": w.get("task"), "pair": m.model, "scores": {}, "pgr": {}, "gap": {}})
-        if w.get("kind") == "score":
-            row["scores"][(w["role"], w["metric"])] = m
-        elif w.get("kind") == "pgr":
-            row["pgr"][(w["role"], w["metric"])] = m
-        elif w.get("kind") == "gap":
-            row["gap"][w["metric"]] = m
+    for s in scores:
+        row = rows.setdefault((s.task, s.pair), {"task": s.task, "pair": s.pair, "scores": {}, "pgr": {}, "gap": {}})
+        if s.kind == "score":
+            row["scores"][(s.role, s.metric)] = s
+        elif s.kind == "pgr":
+            row["pgr"][(s.role, s.metric)] = s
+        elif s.kind == "gap":
+            row["gap"][s.metric] = s
     return list(rows.values())

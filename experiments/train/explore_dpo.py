@@ -1,17 +1,17 @@
 """The exploration behind the quick profile's train settings (README, stage "train"), reproducible.
 
-    python recipes/rlhf/explore_dpo.py sample            # 128 train prompts x 4 samples at T=0.7 + greedy start
-    python recipes/rlhf/explore_dpo.py dpo all 2         # DPO on every non-tie comparison, 2 epochs
-    python recipes/rlhf/explore_dpo.py dpo best_vs_worst 3
-    python recipes/rlhf/explore_dpo.py rm [BACKBONE LR]  # reward model (default MiniLM), held-out-prompt accuracy;
+    python experiments/train/explore_dpo.py sample            # 128 train prompts x 4 samples at T=0.7 + greedy start
+    python experiments/train/explore_dpo.py dpo all 2         # DPO on every non-tie comparison, 2 epochs
+    python experiments/train/explore_dpo.py dpo best_vs_worst 3
+    python experiments/train/explore_dpo.py rm [BACKBONE LR]  # reward model (default MiniLM), held-out-prompt accuracy;
                                                          # saved under rm_BACKBONE_LR
-    python recipes/rlhf/explore_dpo.py rloo 16 8 0.7 2e-4 0.1 [RM_DIR]
+    python experiments/train/explore_dpo.py rloo 16 8 0.7 2e-4 0.1 [RM_DIR]
                     # RLOO (STEPS PROMPTS_PER_STEP TEMPERATURE LR KL_COEF) against the stage's reward model,
                     # gold on 96 unused train prompts 4 times (about 30 min)
-    python recipes/rlhf/explore_dpo.py rm_bvw [SIZE MODE]  # the stage's 80% split, best-vs-worst pairs, 6 epochs
+    python experiments/train/explore_dpo.py rm_bvw [SIZE MODE]  # the stage's 80% split, best-vs-worst pairs, 6 epochs
                     # (an ensemble of SIZE combined by MODE); accuracy on the 54 pairs of the other 20%
-    python recipes/rlhf/explore_dpo.py probe RM_DIR  # best-of-4 pick's gold gain on trained vs unseen prompts
-    python recipes/rlhf/explore_dpo.py online_dpo 8 32 RM_DIR [labeler [EPOCHS [BETA [LR]]]]
+    python experiments/train/explore_dpo.py probe RM_DIR  # best-of-4 pick's gold gain on trained vs unseen prompts
+    python experiments/train/explore_dpo.py online_dpo 8 32 RM_DIR [labeler [EPOCHS [BETA [LR]]]]
                     # online DPO, ROUNDS PROMPTS_PER_ROUND (1 DPO pass per round unless EPOCHS);
                     # "labeler": the simulated labeler picks each round's pairs instead of the reward model
 
