@@ -8,10 +8,10 @@ import sys
 
 from pydantic import BaseModel
 
-from superalign.records import Metric
+from superalign.records import Metric, write_jsonl
 from superalign.report import render_report
 from superalign.runs import Run
-from superalign.weak_to_strong.metrics import summarize
+from superalign.weak_to_strong.metrics import as_metric, summarize
 
 EVIL = "<script>alert(1)</script>"
 
@@ -50,9 +50,10 @@ def make_w2s_run(root) -> Run:
                                              "confidence": 0.74 + 0.004 * s}))
         outcomes.append(_Outcome(EVIL, s, {"weak": 0.70, "ceiling": 0.705 + 0.001 * s, "naive": 0.70,
                                            "confidence": 0.69}))
-    metrics, _ = summarize(outcomes, min_gap=0.02)
+    scores, _ = summarize(outcomes, min_gap=0.02)
     run = Run.open(root, "w2s-demo", Cfg())
-    run.log_metrics(metrics)
+    run.log_metrics([as_metric(s) for s in scores])
+    write_jsonl(run.records_path("generalize"), scores)  # the report reads the typed records, not metric meta
     run.mark_done("generalize", {"table": [], "notes": []})
     return run
 
@@ -64,6 +65,7 @@ def test_generalize_section_shows_the_pgr_table_and_figure(tmp_path):
     row = re.search(r"<tr><td>fact</td>.*?</tr>", section).group(0)
     assert "minilm-l6 -&gt; smollm2" in row and "naive" in row
     assert re.search(r"<td class=num>0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]</td>", row)  # PGR with its interval
+    assert "performance gap recovered by naive on accuracy" in section  # metric names are explained
     assert "<svg" in section and "Fig. 3" in section
     assert "confidence − naive test accuracy" in section and "helped" in section  # +0.08 in every seed
 
