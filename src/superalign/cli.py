@@ -161,13 +161,15 @@ def _flag_updates(args, fields: list[str]) -> dict:
 
 
 def _stage_cli(stage) -> types.ModuleType | None:
-    """The stage's optional ``cli`` module (extra flags, overrides, what to print at the end)."""
+    """The stage's optional ``cli`` module (extra flags, overrides, what to print at the end), or the stage's
+    own module when it is a single module that defines them."""
     import importlib
     import importlib.util
 
-    if importlib.util.find_spec(f"{stage.module}.cli") is None:
-        return None
-    return importlib.import_module(f"{stage.module}.cli")
+    package = stage.package
+    if hasattr(package, "__path__") and importlib.util.find_spec(f"{stage.module}.cli") is not None:
+        return importlib.import_module(f"{stage.module}.cli")
+    return package if any(hasattr(package, f) for f in ("add_arguments", "overrides", "show")) else None
 
 
 def _add_stage_command(sub, stage) -> None:

@@ -112,3 +112,21 @@ def test_smoke_run_trains_every_method_and_reports_it(smoke_run):
     assert len(bon) == 4
     html = (run_dir / "report.html").read_text()
     assert "Over-optimization" in html and "Policies: before and after" in html
+
+
+def test_smoke_numbers_are_the_ones_before_the_stage_contract(smoke_run):
+    """Same seeds, same records, same numbers as the pipeline before it was rebuilt around superalign.stages."""
+    import hashlib
+
+    _, run_dir, _ = smoke_run
+    before = json.loads((Path(__file__).parent / "data" / "smoke_before_stage_contract.json").read_text())
+    now = {}
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        m = json.loads(line)
+        now[f"{m['stage']}/{m['name']}@{m.get('model')}"] = [m["value"], m.get("ci_low"), m.get("ci_high"), m.get("n")]
+    assert set(now) == set(before["metrics"])
+    for key, values in before["metrics"].items():
+        assert now[key] == pytest.approx(values, abs=1e-9), key
+    for stage, digest in before["records_sha256"].items():
+        lines = [json.loads(line) for line in (run_dir / "records" / f"{stage}.jsonl").read_text().splitlines()]
+        assert hashlib.sha256(json.dumps(lines, sort_keys=True).encode()).hexdigest() == digest, stage
