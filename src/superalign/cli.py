@@ -307,7 +307,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
     errors: list[type[BaseException]] = [UserError, ConfigError, RecordFileError]
     lazy = {"superalign.models.sources": ("ModelNotPulled", "PullError"), "superalign.studio": ("StudioError",),
-            "superalign.pipeline": ("InputMissing",), "superalign.weak_to_strong.data": ("W2SDataError",),
+            "superalign.pipeline": ("InputMissing",), "superalign.world.vault": ("TaskDataError",),
             "superalign.rlhf.feedback": ("FeedbackDataError",), "superalign.rlhf.reward_model": ("TokenizerMismatch",)}
     for module, names in lazy.items():
         if module in sys.modules:

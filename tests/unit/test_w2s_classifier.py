@@ -7,8 +7,13 @@ import torch
 
 from superalign.models import load
 from superalign.weak_to_strong import TrainSettings
-from superalign.weak_to_strong.classifier import FinetuneClassifier, Objective, ProbeClassifier, fit_loop
-from superalign.weak_to_strong.data import Example
+from superalign.weak_to_strong.classifier import (
+    FinetuneClassifier,
+    Objective,
+    ProbeClassifier,
+    fit_loop,
+)
+from superalign.world.vault import Example
 
 
 def _examples(n: int) -> list[Example]:

@@ -9,9 +9,14 @@ import pytest
 
 from superalign.stats import pgr
 from superalign.weak_to_strong.classifier import FitReport
-from superalign.weak_to_strong.data import Scores
-from superalign.weak_to_strong.metrics import as_metric, gap_problem, pgr_summary, summarize
+from superalign.weak_to_strong.metrics import (
+    as_metric,
+    gap_problem,
+    pgr_summary,
+    summarize,
+)
 from superalign.weak_to_strong.protocol import SeedOutcome, Trained
+from superalign.world.vault import Scores
 
 
 def test_pgr_formula_edge_cases():

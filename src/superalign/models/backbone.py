@@ -16,11 +16,13 @@ def backbone_of(lm) -> nn.Module:
 
 
 def blocks(backbone: nn.Module) -> tuple[str, nn.ModuleList]:
-    """(qualified name, blocks): the backbone's longest ModuleList (Llama `layers`, GPT-2 `h`, BERT `encoder.layer`)."""
-    lists = [(n, m) for n, m in backbone.named_modules() if isinstance(m, nn.ModuleList) and len(m) > 0]
-    if not lists:
-        raise ValueError("cannot find the transformer blocks of this backbone")
-    return max(lists, key=lambda nm: len(nm[1]))
+    """(qualified name, blocks) of the backbone, from the internals' one architecture map
+    (Llama ``layers``, GPT-2 ``h``, BERT ``encoder.layer``)."""
+    from superalign.models.internals import block_stack
+
+    owner, attr, stack = block_stack(backbone)
+    prefix = next(name for name, module in backbone.named_modules() if module is owner)
+    return (f"{prefix}.{attr}" if prefix else attr), stack
 
 
 def pool_hidden(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:

@@ -69,6 +69,22 @@ def _architecture(model: nn.Module) -> tuple[str, nn.Module]:
     )
 
 
+def block_stack(model: nn.Module | LoadedModel) -> tuple[nn.Module, str, nn.ModuleList]:
+    """(owner, attribute, blocks): where the transformer blocks live; block i writes ``layers.{i}.resid_post``."""
+    family, base = _architecture(_unwrap(model))
+    if family == "llama":
+        return base, "layers", base.layers
+    if family == "gpt2":
+        return base, "h", base.h
+    return base.encoder, "layer", base.encoder.layer
+
+
+def final_norm(model: nn.Module | LoadedModel) -> nn.Module | None:
+    """The norm HF applies after the last block (Llama ``norm``, GPT-2 ``ln_f``); None for BERT-style encoders."""
+    family, base = _architecture(_unwrap(model))
+    return base.norm if family == "llama" else base.ln_f if family == "gpt2" else None
+
+
 def hook_points(model: nn.Module | LoadedModel) -> dict[str, HookPoint]:
     """Every canonical name of `model` mapped to the module (and side) where it is observed."""
     family, base = _architecture(_unwrap(model))

@@ -9,8 +9,8 @@ a t-interval over seeds, or "undefined" with the reason when the gap cannot carr
 
 Models are named by spec strings ``NAME[:MODE][@LAYER]``: ``minilm-l6`` (a linear probe on frozen
 features, the fast mode), ``tiny-llama-2m:full`` (full fine-tuning), ``smollm2-135m-instruct:lora``,
-``smollm2-135m-instruct@20`` (probe on the residual stream after block 20) or ``@0.66`` (two thirds
-of the depth).
+``smollm2-135m-instruct@19`` (probe on ``layers.19.resid_post``, the residual stream after the 20th
+block, numbered as in :mod:`superalign.models.internals`) or ``@0.66`` (two thirds of the depth).
 
 Same shape as every stage (:mod:`superalign.stages`): ``Config``, ``Result``, ``run(config, ctx) -> Result``.
 """
@@ -28,9 +28,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from superalign.context import RunContext
 from superalign.progress import Progress
-from superalign.stages import Inputs
 from superalign.records import Metric, W2SScore, W2SSeed
-from superalign.weak_to_strong.data import WORLD_TASKS, W2SDataError
+from superalign.stages import Inputs
+from superalign.world.binary import WORLD_TASKS
+from superalign.world.vault import TaskDataError as W2SDataError
 
 STAGE = "generalize"
 
@@ -55,7 +56,7 @@ _SPEC = re.compile(r"^(?P<name>.+?)(?::(?P<mode>probe|full|lora))?(?:@(?P<layer>
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model and how it is trained: ``NAME[:probe|full|lora][@LAYER]`` (layer: block index or fraction)."""
+    """A model and how it is trained: ``NAME[:probe|full|lora][@LAYER]`` (layer: ``layers.N`` index or fraction)."""
 
     name: str
     mode: str = "probe"
@@ -72,18 +73,21 @@ class ModelSpec:
             layer = float(raw) if "." in raw else int(raw)
             if isinstance(layer, float) and not 0 < layer <= 1:
                 raise ValueError(f"model spec {text!r}: a fractional layer must be in (0, 1]")
-            if isinstance(layer, int) and layer < 1:
-                raise ValueError(f"model spec {text!r}: layer must be >= 1 (the residual stream after that block)")
+            if isinstance(layer, int) and layer < 0:
+                raise ValueError(f"model spec {text!r}: layer must be >= 0 (layers.N.resid_post, N from 0)")
         return cls(m.group("name"), m.group("mode") or "probe", layer)
 
-    def block(self, n_blocks: int) -> int | None:
-        """The block index to read (None: the model's last hidden state)."""
+    def resolve_layer(self, n_layers: int) -> int | None:
+        """The layer N of ``layers.N.resid_post`` to read (None: the model's last hidden state).
+
+        A fraction f reads after round(f * n_layers) blocks: 0.33 of SmolLM2's 30 is ``layers.9``.
+        """
         if self.layer is None:
             return None
         if isinstance(self.layer, float):
-            return max(1, round(self.layer * n_blocks))
-        if self.layer > n_blocks:
-            raise W2SDataError(f"model {self.name} has {n_blocks} blocks; layer {self.layer} does not exist")
+            return max(1, round(self.layer * n_layers)) - 1
+        if self.layer >= n_layers:
+            raise W2SDataError(f"model {self.name} has layers 0..{n_layers - 1}; layer {self.layer} does not exist")
         return self.layer
 
 
@@ -138,7 +142,7 @@ class Config(BaseModel):
     seed: int = Field(0, ge=0, description="seed of the world and of the first run; seeds are seed, seed+1, ...")
     weak: str = Field("minilm-l6", description="weak supervisor spec NAME[:MODE][@LAYER]")
     strong: str | None = Field(None, description="strong model spec; default: `model` as a linear probe")
-    strong_layer: float | int | None = Field(None, description="block (or fraction of depth) the default strong "
+    strong_layer: float | int | None = Field(None, description="layer N (layers.N.resid_post) or fraction of depth the default strong "
                                                                   "probe reads; None: the last hidden state")
     pairs: list[list[str]] = Field(default_factory=list,
                                    description="sweep: [[weak, strong], ...] instead of weak/strong")
@@ -243,11 +247,11 @@ class ModelBank:
     """Builds classifiers from specs; loads each backbone once and caches frozen features per text."""
 
     def __init__(self, config: Config, ctx: RunContext | None = None, cache_dir: str | os.PathLike | None = None):
-        from superalign.weak_to_strong.features import FeatureCache
+        from superalign.models.activations import ActivationCache
 
         self.config = config
         self.ctx = ctx or RunContext()
-        self.cache = FeatureCache(cache_dir)
+        self.cache = ActivationCache(cache_dir)
         self._models: dict[str, object] = {}
 
     def lm(self, name: str):
@@ -258,16 +262,12 @@ class ModelBank:
 
     def feature_key(self, spec: ModelSpec) -> str:
         from superalign.models import sources
-        from superalign.weak_to_strong import features as Fe
+        from superalign.models import activations as Fe
 
-        info = sources.info(spec.name)
-        stamp = ""
-        if info.path is not None and Path(info.path).is_dir():
-            stamp = ",".join(f"{p.name}:{p.stat().st_size}:{int(p.stat().st_mtime)}"
-                             for p in sorted(Path(info.path).glob("*.safetensors")))
         lm = self.lm(spec.name)
         pooling = Fe.resolve_pooling("auto", lm.kind)
-        return (f"v{Fe.FEATURE_VERSION}|{spec.name}|{stamp}|block={spec.block(Fe.n_layers(lm))}|{pooling}|"
+        return (f"v{Fe.READOUT_VERSION}|{spec.name}|{sources.fingerprint(spec.name)}|"
+                f"layer={spec.resolve_layer(Fe.n_layers(lm))}|{pooling}|"
                 f"len={self.config.max_length}|bf16={self._autocast(lm)}")
 
     def _autocast(self, lm) -> bool:
@@ -275,13 +275,13 @@ class ModelBank:
 
     def features(self, spec: ModelSpec, texts: list[str], advance=None):
         """Frozen features [n, d] of ``texts`` (cached)."""
-        from superalign.weak_to_strong import features as Fe
+        from superalign.models import activations as Fe
 
         lm = self.lm(spec.name)
-        block = spec.block(Fe.n_layers(lm))
+        layer = spec.resolve_layer(Fe.n_layers(lm))
 
         def compute(missing: list[str]):
-            return Fe.extract(lm, missing, block, Fe.resolve_pooling("auto", lm.kind), self.config.max_length,
+            return Fe.extract(lm, missing, layer, Fe.resolve_pooling("auto", lm.kind), self.config.max_length,
                               self.config.feature_batch_size, self._autocast(lm), advance)
 
         return self.cache.get(self.feature_key(spec), texts, compute)
@@ -295,15 +295,15 @@ class ModelBank:
 
     def make(self, spec_text: str, pairwise: bool):
         """A fresh, untrained classifier for ``spec_text``."""
+        from superalign.models import activations as Fe
         from superalign.weak_to_strong.classifier import FinetuneClassifier, ProbeClassifier
-        from superalign.weak_to_strong import features as Fe
 
         spec = ModelSpec.parse(spec_text)
         if spec.mode == "probe":
             return ProbeClassifier(self.featurizer(spec, pairwise), pairwise, self.config.train)
-        n_blocks = Fe.n_layers(self.lm(spec.name))
+        n_layers = Fe.n_layers(self.lm(spec.name))
         return FinetuneClassifier(lambda: self.ctx.load(spec.name, train=True), pairwise, self.config.train, spec.mode,
-                                  spec.block(n_blocks), "auto", self.config.max_length)
+                                  spec.resolve_layer(n_layers), "auto", self.config.max_length)
 
 
 # --- the stage -----------------------------------------------------------------------------------------
@@ -311,7 +311,8 @@ class ModelBank:
 
 def build_tasks(config: Config) -> list:
     """The configured world tasks and the dataset file, each checked for two classes."""
-    from superalign.weak_to_strong.data import check_task, load_file_task, world_task
+    from superalign.world.binary import load_file_task, world_task
+    from superalign.world.vault import check_task
 
     sizes = {name: config.task_sizes.get(name, [config.n_train, config.n_test]) for name in config.tasks}
     tasks = [world_task(name, config.seed, *sizes[name]) for name in config.tasks]

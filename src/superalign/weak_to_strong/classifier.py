@@ -31,9 +31,11 @@ import torch
 from torch import nn
 
 from superalign.weak_to_strong import TrainSettings
-from superalign.weak_to_strong import features as Fe
-from superalign.weak_to_strong.data import Example
+from superalign.models import activations as Fe
+from superalign.models.backbone import backbone_of, pool_hidden
+from superalign.models.generation import pad_id, right_pad
 from superalign.weak_to_strong.losses import alpha_schedule, confidence_loss, soft_cross_entropy
+from superalign.world.vault import Example
 
 
 @dataclass(frozen=True)
@@ -209,7 +211,7 @@ class FinetuneClassifier:
     def _prepare(self, seed: int) -> None:
         lm = self.load_model()
         self.pooling = Fe.resolve_pooling(self.pooling_name, lm.kind)
-        backbone = Fe.backbone_of(lm)
+        backbone = backbone_of(lm)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             for p in backbone.parameters():
@@ -237,10 +239,10 @@ class FinetuneClassifier:
         device = next(self.head.parameters()).device
         with Fe.truncated(self.backbone, self.layer):
             for side in rows:
-                padded = Fe.right_pad([side[i] for i in idx], Fe.pad_id(self.lm.tokenizer))
+                padded = right_pad([side[i] for i in idx], pad_id(self.lm.tokenizer))
                 batch = {k: v.to(device) for k, v in padded.items()}
                 hidden = self.backbone(**batch).last_hidden_state  # [b, s, d]
-                out.append(self.head(Fe.pool_hidden(hidden, batch["attention_mask"], self.pooling).float()).squeeze(-1))
+                out.append(self.head(pool_hidden(hidden, batch["attention_mask"], self.pooling).float()).squeeze(-1))
         return out[0] - out[1] if self.pairwise else out[0]
 
     def fit(self, examples: list[Example], targets: np.ndarray, objective: Objective, seed: int) -> FitReport:

@@ -8,7 +8,7 @@
    models - early-stopped on weak labels only.
 5. Everyone is scored on the same held-out test set; only this last step reads the test labels.
 
-Ground truth is reached only through the task's :class:`~superalign.weak_to_strong.data.LabelVault`.
+Ground truth is reached only through the task's :class:`~superalign.world.vault.LabelVault`.
 :func:`train_student` - the only code a student's training runs through - takes texts and soft
 labels and never the vault, so it cannot read the labels it will be scored on.
 """
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from superalign.weak_to_strong.classifier import FitReport, Objective
-from superalign.weak_to_strong.data import Example, Scores, TaskData, split_groups
+from superalign.world.vault import Example, Scores, TaskData, split_groups
 
 # (spec, pairwise) -> a fresh, untrained classifier with fit(examples, targets, objective, seed) and predict.
 MakeClassifier = Callable[[str, bool], object]

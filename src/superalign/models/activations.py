@@ -1,12 +1,13 @@
-"""Frozen features of a backbone for the linear-probe fast mode, cached per (model, text).
+"""Activation readout and caching: one vector per text from a named point of the residual stream.
 
-A decoder is read at its last non-padding token (found with the attention mask, so padding on
-either side is fine); an encoder is mean-pooled over its real tokens - the same two readouts as the
-fine-tuned classifiers. ``layer`` picks the hidden state: ``None`` is the model's last hidden state,
-``k`` the residual stream after block ``k`` (the blocks after it are skipped, which saves their
-compute). Features are computed once per (model, layer, pooling, max_length, text) and reused by
-every seed, method and task that asks for the same text (the instruction and reward tasks share
-their responses).
+Layers are named as everywhere else (:mod:`superalign.models.internals`): layer ``i`` is
+``layers.{i}.resid_post``, the residual stream after block ``i`` (0-based); ``None`` is the model's last
+hidden state. A readout runs the blocks up to that layer only (the rest would not change it), reads the
+hook, and applies the model's final norm (Llama ``norm``, GPT-2 ``ln_f``) as the model's own last hidden
+state does, so that every layer is read on the same scale. A decoder is read at its last non-padding
+token (found with the attention mask, so padding on either side is fine); an encoder is mean-pooled over
+its real tokens. Readouts are cached per (model key, text) in memory and on disk: probes, weak-to-strong
+students and monitors that ask for the same text at the same layer share one forward pass.
 """
 
 from __future__ import annotations
@@ -20,10 +21,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from superalign.models.backbone import backbone_of, blocks, pool_hidden
+from superalign.models.backbone import backbone_of, pool_hidden
 from superalign.models.generation import pad_id, right_pad
+from superalign.models.internals import block_stack, final_norm, run_with_cache
 
-FEATURE_VERSION = 1  # bump when the readout changes, so stale disk caches are not reused
+READOUT_VERSION = 2  # bump when the readout changes, so stale disk caches are not reused (2: layers.N numbering)
+
+
+def resid_post(layer: int) -> str:
+    """The hook name of the residual stream after block ``layer`` (0-based)."""
+    return f"layers.{layer}.resid_post"
 
 
 def resolve_pooling(pooling: str, kind: str) -> str:
@@ -35,21 +42,19 @@ def resolve_pooling(pooling: str, kind: str) -> str:
 
 def n_layers(lm) -> int:
     """Number of transformer blocks of a loaded model."""
-    return len(blocks(backbone_of(lm))[1])
+    return len(block_stack(backbone_of(lm))[2])
 
 
 @contextlib.contextmanager
 def truncated(backbone: nn.Module, layer: int | None) -> Iterator[None]:
-    """Run only the first ``layer`` blocks (the rest would not change the features we read)."""
+    """Run only blocks ``0..layer`` (the rest would not change ``layers.{layer}.resid_post``)."""
     if layer is None:
         yield
         return
-    name, stack = blocks(backbone)
-    if not 1 <= layer <= len(stack):
-        raise ValueError(f"layer {layer} is out of range: this model has blocks 1..{len(stack)}")
-    parent, _, attr = name.rpartition(".")
-    owner = backbone.get_submodule(parent)
-    setattr(owner, attr, nn.ModuleList(list(stack)[:layer]))
+    owner, attr, stack = block_stack(backbone)
+    if not 0 <= layer < len(stack):
+        raise ValueError(f"layer {layer} is out of range: this model has layers 0..{len(stack) - 1}")
+    setattr(owner, attr, nn.ModuleList(list(stack)[: layer + 1]))
     try:
         yield
     finally:
@@ -66,10 +71,19 @@ def tokenize(lm, texts: list[str], max_length: int, pooling: str) -> list[list[i
     return [ids[-max_length:] for ids in rows]
 
 
+def _read(backbone: nn.Module, batch: dict, layer: int | None) -> torch.Tensor:
+    """Hidden states [b, s, d] at ``layers.{layer}.resid_post`` through the final norm (None: last hidden state)."""
+    if layer is None:
+        return backbone(**batch).last_hidden_state
+    hidden = run_with_cache(backbone, batch, [resid_post(layer)]).cache[resid_post(layer)]
+    norm = final_norm(backbone)
+    return norm(hidden) if norm is not None else hidden
+
+
 @torch.no_grad()
 def extract(lm, texts: list[str], layer: int | None, pooling: str, max_length: int, batch_size: int = 16,
             autocast: bool = False, advance=None) -> torch.Tensor:
-    """Pooled features [n, d] (fp32) of ``texts`` at ``layer``; batches sorted by length to cut padding."""
+    """Pooled readouts [n, d] (fp32, on the CPU) of ``texts``; batches sorted by length to cut padding."""
     from superalign.models.generation import autocast_context
 
     backbone = backbone_of(lm)
@@ -82,20 +96,20 @@ def extract(lm, texts: list[str], layer: int | None, pooling: str, max_length: i
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             batch = {k: v.to(device) for k, v in right_pad([rows[i] for i in idx], pad_id(lm.tokenizer)).items()}
-            hidden = backbone(**batch).last_hidden_state  # [b, s, d]
+            hidden = _read(backbone, batch, layer)  # [b, s, d]
             out[idx] = pool_hidden(hidden, batch["attention_mask"], pooling).float().cpu()
             if advance is not None:
                 advance(len(idx))
     return out
 
 
-class FeatureCache:
-    """Features per (model key, text), in memory and optionally in ``directory`` (one file per model key)."""
+class ActivationCache:
+    """Readouts per (model key, text), in memory and optionally in ``directory`` (one file per model key)."""
 
     def __init__(self, directory: str | os.PathLike | None = None):
         self.directory = Path(directory) if directory is not None else None
         self._memory: dict[str, dict[str, torch.Tensor]] = {}
-        self.computed = 0  # texts encoded by a model (the rest came from the cache)
+        self.computed = 0  # texts run through a model (the rest came from the cache)
 
     @staticmethod
     def text_key(text: str) -> str:
@@ -121,12 +135,12 @@ class FeatureCache:
         return self._memory[model_key]
 
     def missing(self, model_key: str, texts: list[str]) -> list[str]:
-        """The distinct texts of ``texts`` whose features are not cached yet."""
+        """The distinct texts of ``texts`` whose readouts are not cached yet."""
         table = self._table(model_key)
         return list(dict.fromkeys(t for t in texts if self.text_key(t) not in table))
 
     def get(self, model_key: str, texts: list[str], compute) -> torch.Tensor:
-        """Features [n, d] of ``texts``; ``compute(missing_texts) -> [m, d]`` fills what is not cached."""
+        """Readouts [n, d] of ``texts``; ``compute(missing_texts) -> [m, d]`` fills what is not cached."""
         table = self._table(model_key)
         keys = [self.text_key(t) for t in texts]
         missing = list(dict.fromkeys(k for k in keys if k not in table))
@@ -148,3 +162,7 @@ class FeatureCache:
         keys = list(table)
         torch.save({"model_key": model_key, "keys": keys, "features": torch.stack([table[k] for k in keys])}, tmp)
         os.replace(tmp, path)
+
+
+__all__ = ["ActivationCache", "READOUT_VERSION", "extract", "n_layers", "resid_post", "resolve_pooling", "tokenize",
+           "truncated"]

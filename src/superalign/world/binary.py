@@ -1,4 +1,4 @@
-"""Binary tasks for weak-to-strong experiments, with their ground truth locked in a :class:`LabelVault`.
+"""Binary tasks of the world and from files, with their ground truth locked in a :class:`~superalign.world.vault.LabelVault`.
 
 A task is a list of :class:`Example` s - ids and texts, never labels - plus a vault that holds the
 labels. The protocol asks the vault for the labels it is allowed to see (the weak model's half, the
@@ -21,128 +21,26 @@ column (optionally a second text column for pairwise tasks).
 from __future__ import annotations
 
 import csv
-import hashlib
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from superalign.records import jsonl_objects
-from superalign.weak_to_strong import responses as R
+from superalign.world import responses as R
+from superalign.world.vault import (
+    Example,
+    LabelVault,
+    TaskData,
+    TaskDataError,
+    check_task,
+    split_groups,
+)
 
 WORLD_TASKS = ("fact", "instruction", "policy", "reward")
 TRUE_LABELS = {"1", "true", "yes", "y", "t", "positive", "pos"}
 FALSE_LABELS = {"0", "false", "no", "n", "f", "negative", "neg"}
-
-
-class W2SDataError(ValueError):
-    """A dataset that cannot give a meaningful weak-to-strong experiment (one class, bad columns...)."""
-
-
-@dataclass(frozen=True)
-class Example:
-    """One input to classify. Carries no label: the label lives in the task's :class:`LabelVault`.
-
-    ``texts`` holds one text, or two for a pairwise task ("is A better than B?"), where a classifier
-    scores each text and compares (a Bradley-Terry reward model).
-    """
-
-    id: str
-    texts: tuple[str, ...]
-    group: str  # examples of one group (a fact, a prompt) always land in the same split
-
-
-@dataclass(frozen=True)
-class Scores:
-    """Ground-truth scores of predicted probabilities P(label = 1) on some examples."""
-
-    accuracy: float
-    auroc: float
-    n: int
-    correct: np.ndarray = field(repr=False, compare=False)  # [n] 0/1, for paired comparisons
-
-
-class LabelVault:
-    """The only holder of a task's ground truth.
-
-    Techniques never get the vault. The protocol calls :meth:`reveal` for the sets whose ground truth
-    a model is *allowed* to train on (the weak model's half, the strong ceiling's half), and
-    :meth:`score` to grade predictions; every call is logged in :attr:`log` as ``(purpose, ids)`` so
-    a test can check that the student's half was never revealed to the student.
-    """
-
-    def __init__(self, labels: dict[str, int]):
-        self.__labels = {k: int(v) for k, v in labels.items()}  # name-mangled: not a public attribute
-        self.log: list[tuple[str, frozenset[str]]] = []
-
-    def __len__(self) -> int:
-        return len(self.__labels)
-
-    def reveal(self, examples: Sequence[Example], purpose: str) -> np.ndarray:
-        """Ground-truth labels [n] (0/1) of ``examples`` for a model that is meant to see them."""
-        self.log.append((purpose, frozenset(e.id for e in examples)))
-        return np.array([self.__labels[e.id] for e in examples], dtype=np.int64)
-
-    def score(self, examples: Sequence[Example], probs: np.ndarray, purpose: str = "score") -> Scores:
-        """Accuracy (threshold 0.5) and AUROC of ``probs`` = P(label = 1) against the truth."""
-        from superalign.stats import auroc
-
-        probs = np.asarray(probs, dtype=float).reshape(-1)
-        if probs.shape[0] != len(examples):
-            raise ValueError(f"{len(examples)} examples but {probs.shape[0]} predictions")
-        self.log.append((purpose, frozenset(e.id for e in examples)))
-        y = np.array([self.__labels[e.id] for e in examples], dtype=np.int64)
-        correct = ((probs > 0.5).astype(np.int64) == y).astype(float)
-        auc = auroc(y, probs) if 0 < y.sum() < y.size else float("nan")
-        return Scores(accuracy=float(correct.mean()), auroc=auc, n=int(y.size), correct=correct)
-
-    def class_counts(self, examples: Sequence[Example]) -> tuple[int, int]:
-        """(negatives, positives) among ``examples`` - the balance, not which example is which."""
-        pos = sum(self.__labels[e.id] for e in examples)
-        return len(examples) - pos, pos
-
-
-@dataclass
-class TaskData:
-    """A binary task: examples for training (``pool``) and for the final test, and their vault."""
-
-    name: str
-    description: str
-    pool: list[Example]  # split per seed into the weak half and the strong half
-    test: list[Example]
-    vault: LabelVault
-    pairwise: bool = False
-    notes: list[str] = field(default_factory=list)  # e.g. "responses are synthetic"
-
-    def fingerprint(self) -> str:
-        """A short hash of the task's texts (not its labels): names its cached features."""
-        h = hashlib.sha256(self.name.encode())
-        for e in [*self.pool, *self.test]:
-            h.update("\x1e".join(e.texts).encode())
-        return h.hexdigest()[:12]
-
-
-def check_task(task: TaskData, min_per_class: int = 2) -> None:
-    """Refuse a task where PGR could not mean anything: too few examples or a missing class."""
-    for part, examples in (("training pool", task.pool), ("test set", task.test)):
-        if len(examples) < 2 * min_per_class:
-            raise W2SDataError(f"task {task.name}: the {part} has {len(examples)} examples; need at least "
-                               f"{2 * min_per_class}")
-        neg, pos = task.vault.class_counts(examples)
-        if min(neg, pos) < min_per_class:
-            raise W2SDataError(
-                f"task {task.name}: the {part} has {pos} positive and {neg} negative examples; a binary task "
-                f"needs at least {min_per_class} of each class (accuracy and AUROC are meaningless with one class)")
-
-
-def split_groups(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
-    """Split by group: about ``fraction`` of the groups (shuffled with ``seed``) go to the first part."""
-    groups = sorted({e.group for e in examples})
-    random.Random(seed).shuffle(groups)
-    first = set(groups[: int(round(fraction * len(groups)))])
-    return [e for e in examples if e.group in first], [e for e in examples if e.group not in first]
 
 
 # --- tasks of the world ------------------------------------------------------------------------------
@@ -303,7 +201,7 @@ def world_task(name: str, seed: int, n_train: int, n_test: int) -> TaskData:
     """One of :data:`WORLD_TASKS`, built from ``World(seed)``."""
     builders = {"fact": fact_task, "instruction": instruction_task, "policy": policy_task, "reward": reward_task}
     if name not in builders:
-        raise W2SDataError(f"unknown task {name!r}; world tasks are {', '.join(WORLD_TASKS)} (or give a dataset file)")
+        raise TaskDataError(f"unknown task {name!r}; world tasks are {', '.join(WORLD_TASKS)} (or give a dataset file)")
     return builders[name](seed, n_train, n_test)
 
 
@@ -320,22 +218,22 @@ def _parse_label(value, where: str) -> int:
         return 1
     if text in FALSE_LABELS:
         return 0
-    raise W2SDataError(f"{where}: label {value!r} is not binary (use 0/1, true/false or yes/no)")
+    raise TaskDataError(f"{where}: label {value!r} is not binary (use 0/1, true/false or yes/no)")
 
 
 def _read_rows(path: Path) -> list[dict]:
     if not path.is_file():
-        raise W2SDataError(f"dataset {path}: no such file")
+        raise TaskDataError(f"dataset {path}: no such file")
     suffix = path.suffix.lower()
     try:
         if suffix in (".jsonl", ".json"):
-            return [row for _, row in jsonl_objects(path, W2SDataError)]
+            return [row for _, row in jsonl_objects(path, TaskDataError)]
         if suffix in (".csv", ".tsv"):
             with path.open(newline="", encoding="utf-8") as f:
                 return list(csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ","))
     except UnicodeDecodeError as e:
-        raise W2SDataError(f"dataset {path}: not UTF-8 text ({e.reason})") from None
-    raise W2SDataError(f"dataset {path}: unsupported format {suffix or '(none)'}; use .jsonl, .csv or .tsv")
+        raise TaskDataError(f"dataset {path}: not UTF-8 text ({e.reason})") from None
+    raise TaskDataError(f"dataset {path}: unsupported format {suffix or '(none)'}; use .jsonl, .csv or .tsv")
 
 
 def load_file_task(path: str | Path, text_column: str = "text", label_column: str = "label",
@@ -344,18 +242,18 @@ def load_file_task(path: str | Path, text_column: str = "text", label_column: st
     """A task from a labelled JSONL/CSV file: ``text_column`` (and ``text_b_column`` for pairs) + ``label_column``.
 
     Labels may be 0/1, true/false or yes/no. Rows are split by ``group_column`` (default: each row its
-    own group) into a training pool and a test set of ``test_fraction``. Raises :class:`W2SDataError`
+    own group) into a training pool and a test set of ``test_fraction``. Raises :class:`TaskDataError`
     naming the file, the row and the column for anything that would make PGR meaningless.
     """
     path = Path(path)
     rows = _read_rows(path)
     if not rows:
-        raise W2SDataError(f"dataset {path}: no rows")
+        raise TaskDataError(f"dataset {path}: no rows")
     columns = set(rows[0])
     wanted = [c for c in (text_column, label_column, text_b_column, group_column) if c]
     missing = [c for c in wanted if c not in columns]
     if missing:
-        raise W2SDataError(f"dataset {path}: column(s) {', '.join(map(repr, missing))} not found; the file has "
+        raise TaskDataError(f"dataset {path}: column(s) {', '.join(map(repr, missing))} not found; the file has "
                            f"{', '.join(map(repr, sorted(columns)))} (set text_column / label_column)")
     if n_max is not None:
         rows = rows[:n_max]
@@ -364,7 +262,7 @@ def load_file_task(path: str | Path, text_column: str = "text", label_column: st
         where = f"{path}, row {i + 1}"
         for c in wanted:
             if c not in row or row[c] is None or (c != label_column and str(row[c]).strip() == ""):
-                raise W2SDataError(f"{where}: column {c!r} is missing or empty (every row needs the same columns)")
+                raise TaskDataError(f"{where}: column {c!r} is missing or empty (every row needs the same columns)")
         texts = (str(row[text_column]),) + ((str(row[text_b_column]),) if text_b_column else ())
         eid = f"row-{i:06d}"
         examples.append(Example(eid, texts, str(row[group_column]) if group_column else eid))
@@ -372,7 +270,7 @@ def load_file_task(path: str | Path, text_column: str = "text", label_column: st
     counts = np.bincount(list(labels.values()), minlength=2)
     if counts.min() == 0:
         only = "positive (1)" if counts[0] == 0 else "negative (0)"
-        raise W2SDataError(f"dataset {path}: every label is {only}; a weak-to-strong experiment needs two classes")
+        raise TaskDataError(f"dataset {path}: every label is {only}; a weak-to-strong experiment needs two classes")
     if group_column:
         test, pool = split_groups(examples, test_fraction, seed)
     else:  # stratified: each class is cut in the same proportion, so a small file keeps both in its test set

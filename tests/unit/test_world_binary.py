@@ -7,21 +7,23 @@ import random
 
 import pytest
 
-from superalign.weak_to_strong import responses as R
-from superalign.weak_to_strong.data import (
-    Example,
-    LabelVault,
-    TaskData,
-    W2SDataError,
+from superalign.world import World
+from superalign.world import responses as R
+from superalign.world.binary import (
     _fact_text,
     _policy_text,
     _response_text,
-    check_task,
     load_file_task,
-    split_groups,
     world_task,
 )
-from superalign.world import World
+from superalign.world.vault import (
+    Example,
+    LabelVault,
+    TaskData,
+    check_task,
+    split_groups,
+)
+from superalign.world.vault import TaskDataError as W2SDataError
 
 
 @pytest.mark.parametrize("name", ["fact", "instruction", "policy", "reward"])

@@ -1,4 +1,5 @@
-"""Frozen features: the readout position, layer truncation, and the cache that seeds and methods share."""
+"""Activation readout (models.activations): the position, layers named as in internals, truncation, and the
+cache that seeds, methods and tasks share."""
 
 from __future__ import annotations
 
@@ -7,16 +8,18 @@ import torch
 
 from superalign.models import load
 from superalign.weak_to_strong import Config, ModelBank, ModelSpec
-from superalign.weak_to_strong import features as Fe
+from superalign.models import activations as Fe
+from superalign.models.backbone import backbone_of, pool_hidden
+from superalign.models.generation import pad_id, right_pad
 
 
 def test_last_token_is_found_with_the_mask_for_left_and_right_padding():
     hidden = torch.arange(2 * 4 * 1, dtype=torch.float32).reshape(2, 4, 1)  # [b=2, s=4, d=1]
     right = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
     left = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
-    assert Fe.pool_hidden(hidden, right, "last").squeeze(-1).tolist() == [1.0, 7.0]
-    assert Fe.pool_hidden(hidden, left, "last").squeeze(-1).tolist() == [3.0, 7.0]
-    assert Fe.pool_hidden(hidden, right, "mean").squeeze(-1).tolist() == [0.5, 5.5]
+    assert pool_hidden(hidden, right, "last").squeeze(-1).tolist() == [1.0, 7.0]
+    assert pool_hidden(hidden, left, "last").squeeze(-1).tolist() == [3.0, 7.0]
+    assert pool_hidden(hidden, right, "mean").squeeze(-1).tolist() == [0.5, 5.5]
 
 
 def test_padding_does_not_change_features():
@@ -27,16 +30,33 @@ def test_padding_does_not_change_features():
     assert torch.allclose(batched, alone, atol=1e-5)
 
 
-def test_truncation_reads_an_earlier_block_and_restores_the_model():
+def test_truncation_reads_an_earlier_layer_and_restores_the_model():
     lm = load("tiny-llama-2m")
     n = Fe.n_layers(lm)
     assert n == 3
     full = Fe.extract(lm, ["hello world"], None, "last", 32)
-    early = Fe.extract(lm, ["hello world"], 1, "last", 32)
+    early = Fe.extract(lm, ["hello world"], 0, "last", 32)
     assert not torch.allclose(full, early)
     assert Fe.n_layers(lm) == 3 and torch.allclose(Fe.extract(lm, ["hello world"], None, "last", 32), full)
     with pytest.raises(ValueError, match="out of range"):
-        Fe.extract(lm, ["x"], 7, "last", 32)
+        Fe.extract(lm, ["x"], 3, "last", 32)  # layers 0..2
+
+
+@pytest.mark.parametrize("name", ["tiny-llama-2m", "tiny-gpt2", "tiny-encoder"])
+def test_layer_n_is_the_hook_layers_n_resid_post_through_the_final_norm(name):
+    """The readout of layer 1 equals what the backbone cut after its second block returns (the numbers the
+    weak-to-strong stage was measured with), read through the ``layers.1.resid_post`` hook."""
+    lm = load(name)
+    pooling = Fe.resolve_pooling("auto", lm.kind)
+    texts = ["hello world", "a longer text to pad against"]
+    rows = Fe.tokenize(lm, texts, 32, pooling)
+    backbone = backbone_of(lm)
+    batch = right_pad(rows, pad_id(lm.tokenizer))
+    with torch.no_grad(), Fe.truncated(backbone, 1):
+        cut = pool_hidden(backbone(**batch).last_hidden_state, batch["attention_mask"], pooling)
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+    read = Fe.extract(lm, texts, 1, pooling, 32, batch_size=2)
+    assert order == [0, 1] and torch.equal(read, cut)
 
 
 def test_cache_computes_each_text_once_and_persists(tmp_path):
@@ -46,11 +66,11 @@ def test_cache_computes_each_text_once_and_persists(tmp_path):
         calls.append(list(texts))
         return torch.stack([torch.full((3,), float(len(t))) for t in texts])
 
-    cache = Fe.FeatureCache(tmp_path)
+    cache = Fe.ActivationCache(tmp_path)
     a = cache.get("m", ["x", "yy", "x"], compute)
     b = cache.get("m", ["yy", "zzz"], compute)
     assert calls == [["x", "yy"], ["zzz"]] and a[0].tolist() == [1.0] * 3 and b[1].tolist() == [3.0] * 3
-    again = Fe.FeatureCache(tmp_path)
+    again = Fe.ActivationCache(tmp_path)
     again.get("m", ["x", "zzz"], lambda t: pytest.fail("should come from disk"))
     assert again.missing("m", ["x", "new"]) == ["new"] and again.missing("other", ["x"]) == ["x"]
 
@@ -59,14 +79,15 @@ def test_model_spec_parsing():
     assert ModelSpec.parse("minilm-l6") == ModelSpec("minilm-l6", "probe", None)
     assert ModelSpec.parse("tiny-llama-2m:full") == ModelSpec("tiny-llama-2m", "full", None)
     assert ModelSpec.parse("smollm2-135m-instruct:lora@20") == ModelSpec("smollm2-135m-instruct", "lora", 20)
-    assert ModelSpec.parse("HuggingFaceTB/SmolLM2-360M@0.5").block(32) == 16
+    assert ModelSpec.parse("HuggingFaceTB/SmolLM2-360M@0.5").resolve_layer(32) == 15  # after 16 of 32 blocks
+    assert ModelSpec.parse("m@0.33").resolve_layer(30) == 9 and ModelSpec.parse("m@0").resolve_layer(30) == 0
     with pytest.raises(ValueError, match="fractional layer"):
         ModelSpec.parse("m@1.5")
 
 
 def test_bank_shares_features_between_tasks_and_seeds():
     bank = ModelBank(Config(model="tiny-llama", weak="tiny-gpt2", max_length=32))
-    spec = ModelSpec.parse("tiny-llama@1")
+    spec = ModelSpec.parse("tiny-llama@0")
     first = bank.features(spec, ["one", "two"])
     computed = bank.cache.computed
     assert torch.equal(bank.features(spec, ["two", "one"])[0], first[1]) and bank.cache.computed == computed
