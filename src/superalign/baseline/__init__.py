@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from superalign.context import RunContext
 from superalign.records import Evaluation, Metric
+from superalign.world.instructions import instructions_followed, prompt_followed
 
 STAGE = "baseline"
 KINDS = ("instruction", "fact", "policy")
@@ -85,9 +86,8 @@ def _instruction_level_metric(name: str, evals: list[Evaluation], mode: str, mod
     share one response and are not independent (a cluster bootstrap)."""
     from superalign.stats import ratio_bootstrap_ci
 
-    followed = [sum(e.details[mode].values()) for e in evals]
-    total = [len(e.details[mode]) for e in evals]
-    ci = ratio_bootstrap_ci(followed, total, n_boot=n_boot, seed=seed)
+    followed, total = zip(*(instructions_followed(e.details, mode) for e in evals))
+    ci = ratio_bootstrap_ci(list(followed), list(total), n_boot=n_boot, seed=seed)
     return Metric(stage=STAGE, name=name, value=ci.value, ci_low=ci.low, ci_high=ci.high, n=int(sum(total)),
                   model=model)
 
@@ -99,7 +99,7 @@ def compute_metrics(evals: list[Evaluation], model: str, n_boot: int = 2000, see
     ins = by_kind["instruction"]
     if ins:
         for mode in ("strict", "loose"):
-            out.append(_interval_metric(f"instruction.prompt_{mode}", [all(e.details[mode].values()) for e in ins],
+            out.append(_interval_metric(f"instruction.prompt_{mode}", [prompt_followed(e.details, mode) for e in ins],
                                         model, n_boot, seed))
             out.append(_instruction_level_metric(f"instruction.instruction_{mode}", ins, mode, model, n_boot, seed))
         strict = [m for m in out if m.name in ("instruction.prompt_strict", "instruction.instruction_strict")]

@@ -28,6 +28,7 @@ from superalign.report import plots
 from superalign.report.data import RunData, StageData, load_run
 from superalign.report.glossary import describe
 from superalign.stats import bootstrap_ci
+from superalign.world.instructions import per_type_results
 
 # Last name parts that are never rates even when their value happens to lie in [0, 1].
 _NOT_RATES = {"kl", "loss", "pgr", "length", "tokens", "count", "seconds", "time", "entropy", "steps"}
@@ -110,16 +111,6 @@ def metrics_view(metrics: list[Metric]) -> dict:
 # --- evaluations ---------------------------------------------------------------------------------------------
 
 
-def _constraint_accuracy(evals: list[Evaluation], mode: str) -> dict[str, list[bool]]:
-    per_type: dict[str, list[bool]] = defaultdict(list)
-    for ev in evals:
-        checks = ev.details.get(mode)
-        if isinstance(checks, dict):
-            for ctype, ok in checks.items():
-                per_type[str(ctype)].append(bool(ok))
-    return per_type
-
-
 def instruction_charts(evals: list[Evaluation]) -> list[Figure]:
     """Per-constraint strict/loose accuracy, one chart per model."""
     out = []
@@ -128,7 +119,7 @@ def instruction_charts(evals: list[Evaluation]) -> list[Figure]:
         if ev.kind == "instruction":
             by_model[ev.model].append(ev)
     for model, group in by_model.items():
-        strict, loose = _constraint_accuracy(group, "strict"), _constraint_accuracy(group, "loose")
+        strict, loose = (per_type_results([e.details for e in group], mode) for mode in ("strict", "loose"))
         types = sorted(set(strict) | set(loose))
         if not types:
             continue

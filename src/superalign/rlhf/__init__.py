@@ -84,6 +84,7 @@ def policy_metrics(name: str, evals: list[Evaluation], start: list[Evaluation], 
                    model: str, n_boot: int, seed: int) -> list[Metric]:
     """Gold, win rate and alignment tax of one policy, paired task by task against the starting policy."""
     from superalign.stats import bootstrap_ci, paired_bootstrap_diff, ratio_bootstrap_ci
+    from superalign.world.instructions import instructions_followed, prompt_followed
 
     def metric(metric_name: str, ci, **meta) -> Metric:
         return Metric(stage=STAGE, name=f"{name}.{metric_name}", value=ci.value, ci_low=ci.low, ci_high=ci.high,
@@ -99,12 +100,11 @@ def policy_metrics(name: str, evals: list[Evaluation], start: list[Evaluation], 
         out.append(metric("win_rate", bootstrap_ci(wins, n_boot=n_boot, seed=seed)))
     held = [e for e in ins if is_heldout(e, heldout_types)]
     for mode in ("strict", "loose") if held else ():
-        held_types = [{k: v for k, v in e.details[mode].items() if k in heldout_types} for e in held]
-        out.append(metric(f"heldout.prompt_{mode}", bootstrap_ci([all(e.details[mode].values()) for e in held],
+        followed, asked = zip(*(instructions_followed(e.details, mode, heldout_types) for e in held))
+        out.append(metric(f"heldout.prompt_{mode}", bootstrap_ci([prompt_followed(e.details, mode) for e in held],
                                                                   n_boot=n_boot, seed=seed)))
         out.append(metric(f"heldout.instruction_{mode}",
-                          ratio_bootstrap_ci([sum(d.values()) for d in held_types], [len(d) for d in held_types],
-                                             n_boot=n_boot, seed=seed)))
+                          ratio_bootstrap_ci(list(followed), list(asked), n_boot=n_boot, seed=seed)))
     facts = [e for e in evals if e.kind == "fact"]
     if facts:
         facts0 = {e.task_id: e for e in start if e.kind == "fact"}

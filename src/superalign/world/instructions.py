@@ -481,6 +481,28 @@ def check_all(instructions: Sequence[Instruction], response: str) -> dict[str, d
 # metrics (IFEval §3: prompt-level and instruction-level accuracy, strict and loose)
 
 
+def prompt_followed(details: dict, mode: str = "strict") -> bool:
+    """Prompt level: every instruction of one response followed. ``details`` is :func:`check_all`'s output."""
+    return all(details[mode].values())
+
+
+def instructions_followed(details: dict, mode: str = "strict", types: Sequence[str] | None = None) -> tuple[int, int]:
+    """Instruction level: (followed, asked) in one response, optionally only for constraint ``types``."""
+    checks = [ok for t, ok in details[mode].items() if types is None or t in types]
+    return sum(checks), len(checks)
+
+
+def per_type_results(all_details: Sequence[dict], mode: str = "strict") -> dict[str, list[bool]]:
+    """Every response's result per constraint type id, sorted by type id."""
+    if mode not in ("strict", "loose"):
+        raise ValueError(f"mode must be 'strict' or 'loose', not {mode!r}")
+    passed: dict[str, list[bool]] = {}
+    for d in all_details:
+        for type_id, ok in d.get(mode, {}).items():
+            passed.setdefault(str(type_id), []).append(bool(ok))
+    return dict(sorted(passed.items()))
+
+
 def _instruction_details(scores: Sequence[Any]) -> list[dict]:
     details = [s.details for s in scores if "strict" in s.details and "loose" in s.details]
     if not details:
@@ -489,7 +511,7 @@ def _instruction_details(scores: Sequence[Any]) -> list[dict]:
 
 
 def instruction_metrics(scores: Sequence[Any]) -> dict[str, float]:
-    """Prompt- and instruction-level accuracy, strict and loose, over instruction-task Scores.
+    """Prompt- and instruction-level accuracy, strict and loose, over instruction-task Scores (or Evaluations).
 
     Scores of other kinds are ignored. Returns keys ``prompt_strict``, ``prompt_loose``,
     ``instruction_strict``, ``instruction_loose``.
@@ -497,19 +519,12 @@ def instruction_metrics(scores: Sequence[Any]) -> dict[str, float]:
     details = _instruction_details(scores)
     out: dict[str, float] = {}
     for mode in ("strict", "loose"):
-        per_prompt = [list(d[mode].values()) for d in details]
-        flat = [v for p in per_prompt for v in p]
-        out[f"prompt_{mode}"] = sum(all(p) for p in per_prompt) / len(per_prompt)
-        out[f"instruction_{mode}"] = sum(flat) / len(flat) if flat else 0.0
+        followed, asked = zip(*(instructions_followed(d, mode) for d in details))
+        out[f"prompt_{mode}"] = sum(prompt_followed(d, mode) for d in details) / len(details)
+        out[f"instruction_{mode}"] = sum(followed) / sum(asked) if sum(asked) else 0.0
     return out
 
 
 def per_type_accuracy(scores: Sequence[Any], mode: str = "strict") -> dict[str, float]:
     """Accuracy per constraint type id (``mode`` = "strict" or "loose"), sorted by type id."""
-    if mode not in ("strict", "loose"):
-        raise ValueError(f"mode must be 'strict' or 'loose', not {mode!r}")
-    passed: dict[str, list[bool]] = {}
-    for d in _instruction_details(scores):
-        for type_id, ok in d[mode].items():
-            passed.setdefault(type_id, []).append(ok)
-    return {t: sum(v) / len(v) for t, v in sorted(passed.items())}
+    return {t: sum(v) / len(v) for t, v in per_type_results(_instruction_details(scores), mode).items()}
