@@ -70,5 +70,5 @@ def test_mismatched_label_column_is_a_clear_error(tmp_path):
 
 
 def test_bad_spec_is_a_config_error(tmp_path):
-    proc = superalign("w2s", "--profile", "smoke", "--weak", "tiny-gpt2@0", home=tmp_path / "home", cwd=tmp_path)
+    proc = superalign("w2s", "--profile", "smoke", "--weak", "tiny-gpt2@1.5", home=tmp_path / "home", cwd=tmp_path)
     assert proc.returncode == 2 and "generalize.weak" in proc.stderr

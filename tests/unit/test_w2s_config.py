@@ -40,7 +40,7 @@ def test_sweep_pairs_replace_weak_and_strong():
 
 @pytest.mark.parametrize("override, message", [
     ("generalize.methods=[bootstrap]", "needs at least one model in `intermediates`"),
-    ("generalize.weak=minilm-l6@0", "layer must be >= 1"),
+    ("generalize.weak=minilm-l6@1.5", "a fractional layer must be in"),
     ("generalize.pairs=[[a]]", r"each pair is \[weak, strong\]"),
     ("generalize.n_seeds=0", "generalize.n_seeds"),
     ("generalize.tasks=[chess]", "generalize.tasks.0"),
