@@ -25,10 +25,23 @@ Device = Literal["auto", "cpu", "cuda"]
 
 def key_of(parts: Any) -> str:
     """A short content hash of JSON-able ``parts`` (pydantic models are dumped first)."""
-    from superalign.runs import _to_jsonable
+    from superalign.runs import to_jsonable
 
-    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=_to_jsonable)
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=to_jsonable)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def resolve_device(request: str) -> str:
+    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; ``cuda`` without a GPU is a config error."""
+    import torch
+
+    if request == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if request == "cuda" and not torch.cuda.is_available():
+        from superalign.config import ConfigError
+
+        raise ConfigError("device: cuda was asked for, but torch sees no CUDA GPU here (use --device auto or cpu)")
+    return request
 
 
 @dataclass
@@ -46,11 +59,7 @@ class RunContext:
     @cached_property
     def device(self) -> str:
         """``cuda`` when asked, or when ``auto`` and a GPU is there; else ``cpu``."""
-        if self.device_request != "auto":
-            return self.device_request
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return resolve_device(self.device_request)
 
     @property
     def dtype(self):
@@ -101,4 +110,4 @@ class RunContext:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
 
-__all__ = ["Device", "RunContext", "key_of"]
+__all__ = ["Device", "RunContext", "key_of", "resolve_device"]

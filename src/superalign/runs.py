@@ -45,7 +45,7 @@ def _config_dump(config: BaseModel | dict) -> dict:
     if isinstance(config, BaseModel):
         return config.model_dump(mode="json")
     if isinstance(config, dict):
-        return json.loads(json.dumps(config, default=_to_jsonable))
+        return json.loads(json.dumps(config, default=to_jsonable))
     raise TypeError(f"config must be a pydantic model or a dict, got {type(config).__name__}")
 
 
@@ -59,7 +59,7 @@ def config_hash(config: BaseModel | dict) -> str:
     return hashlib.sha256(_canonical_json(_config_dump(config)).encode("utf-8")).hexdigest()[:8]
 
 
-def _to_jsonable(obj: Any) -> Any:
+def to_jsonable(obj: Any) -> Any:
     """``json.dumps`` fallback for the values stage results usually hold."""
     if isinstance(obj, BaseModel):
         return obj.model_dump(mode="json")
@@ -78,7 +78,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
     """Write ``data`` as JSON via a temp file and a rename: a crash never leaves a torn file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_to_jsonable) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(data, indent=2, default=to_jsonable) + "\n", encoding="utf-8")
     os.replace(tmp, path)  # atomic rename: readers see the old file or the whole new one
 
 

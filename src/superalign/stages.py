@@ -25,6 +25,7 @@ one package and one line here (or :func:`register` from outside, e.g. a plugin o
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,22 @@ class Inputs:
 
     models: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+
+    def hashes(self) -> dict[str, str]:
+        """``{"model:NAME": weights hash, "file:PATH": content hash}``: what a cache key must include."""
+        from superalign.models.sources import fingerprint
+
+        return {**{f"model:{m}": fingerprint(m) for m in self.models},
+                **{f"file:{p}": file_digest(Path(p)) for p in self.files}}
+
+
+def file_digest(path: Path) -> str:
+    """First 16 hex digits of the sha256 of a file's content."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
 
 
 @dataclass(frozen=True)

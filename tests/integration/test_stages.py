@@ -106,6 +106,8 @@ def superalign(*args: str, cwd: Path) -> subprocess.CompletedProcess:
      "input file missing.csv does not exist"),
     (["run", "--profile", "smoke", "--config", "missing.yaml"], "missing.yaml: no such file"),
     (["models", "pull", "does-not-exist"], "unknown model 'does-not-exist'"),
+    pytest.param(["run", "--profile", "smoke", "--device", "cuda"], "torch sees no CUDA GPU",
+                 marks=pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is here")),
 ])
 def test_bad_input_stops_before_any_work_with_one_line(tmp_path, args, message):
     proc = superalign(*args, cwd=tmp_path)

@@ -29,8 +29,9 @@ from pydantic import BaseModel, Field
 from superalign.context import RunContext
 from superalign.progress import NullProgress, Progress
 from superalign.records import Demonstration, Evaluation, Metric, OptimizationPoint, Preference
+from superalign.rlhf.config import (  # noqa: F401 - re-exported: the stage's contract
+    METHODS, PROFILES, BestOfNConfig, Config, EvalConfig, Method)
 from superalign.stages import Inputs
-from superalign.rlhf.config import PROFILES, METHODS, BestOfNConfig, Config, EvalConfig, Method  # noqa: F401 - re-exported
 
 STAGE = "train"
 ONLINE = ("ppo", "rloo", "online_dpo")  # sample the policy while training: the over-optimization curve's RL runs
@@ -331,10 +332,12 @@ def _train_method(method: str, config: Config, rm, data: dict, tasks: dict, eval
 def step_keys(config: Config, ctx: RunContext) -> dict[str, dict]:
     """What each cached step depends on: a step is reused wherever its key matches (any run, any command).
 
-    The inputs' content hashes (the model's weights, the preference file) come from the pipeline.
+    The inputs' content hashes (the model's weights, the preference file) come from the pipeline, or are
+    computed here for a library call that keeps steps.
     """
-    inputs = dict(ctx.input_hashes)
-    tasks = {"model": config.model, "seed": config.seed, "heldout_types": config.heldout_types, "inputs": inputs}
+    hashes = dict(ctx.input_hashes) or (inputs(config).hashes() if ctx.cache_dir is not None else {})
+    tasks = {"model": config.model, "seed": config.seed, "heldout_types": config.heldout_types, "inputs": hashes,
+             "device": ctx.device}
     feedback = {**tasks, "feedback": config.feedback, "preferences_file": str(config.preferences_file)}
     reward_model = {**feedback, "reward_model": config.reward_model}
     keys = {"feedback": feedback, "reward_model": reward_model, "start": {**tasks, "eval": config.eval}}
