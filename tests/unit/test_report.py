@@ -68,6 +68,7 @@ def test_report_exists_with_title_metrics_and_charts(report):
     for name in ["instruction.prompt_strict", "fact.accuracy", "gold.mean_length", "custom.score_xyz"]:
         assert name in text
     assert "0.250" in text and "[0.000, 0.750]" in text and "0.625" in text and "123.000" in text
+    assert "share of fact questions answered right" in text  # each metric name is explained where shown
     assert text.count("<svg") >= 3  # baseline rates, per-constraint accuracy, unknown stage's rates
     assert "json_format (n=1)" in text and "lowercase (n=2)" in text  # per-constraint chart labels
     assert "my_new_stage" in text  # a stage the report has never heard of still gets its table
@@ -136,12 +137,14 @@ def test_train_stage_sections_show_policies_and_overoptimization(tmp_path):
     write_jsonl(run.records_path("train"), points)
     html = render_report(run.path).read_text()
     assert "Policies: before and after" in html and "gold gain over the starting policy" in html
+    row = re.search(r"<tr><td>dpo</td>.*?</tr>", html).group(0)  # the policy table: one row per policy
+    assert "0.520 [0.460, 0.580]" in row and "0.120 [0.050, 0.190]" in row
     assert "Over-optimization" in html and "gold falls while the proxy keeps rising" in html
     assert html.count("<svg") >= 4  # rate bars, two policy charts, the over-optimization figure
 
 
 def test_peak_text_says_when_a_drop_is_within_noise():
-    from superalign.report.html import _peak_text
+    from superalign.report.html import peak_text as _peak_text
 
     peak = {"step": 8, "d": 1.3, "overoptimized": True, "drop_clear": False}
     assert "within noise" in _peak_text(peak)

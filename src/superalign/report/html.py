@@ -40,14 +40,12 @@ MAX_TEXT = 4000  # characters of a prompt or response shown before truncating
 
 
 def fmt(v: float | None) -> str:
-    """Three decimals; very large or very small magnitudes in three significant digits; '—' for none."""
+    """Every number one way: three decimals (beyond 100,000, three significant digits); '—' for none."""
     if v is None:
         return "—"
     if isinstance(v, float) and math.isnan(v):
         return "n/a"
-    if v != 0 and (abs(v) >= 1000 or abs(v) < 0.001):
-        return f"{v:.3g}"
-    return f"{v:.3f}"
+    return f"{v:.3g}" if abs(v) >= 1e5 else f"{v:.3f}"
 
 
 def fmt_interval(low: float | None, high: float | None) -> str:
@@ -217,6 +215,28 @@ def policy_figures(metrics: list[Metric]) -> list[Figure]:
     return out
 
 
+# The columns of the train stage's policy table: metric suffix -> header.
+POLICY_COLUMNS = {"gold": "gold", "gold_gain": "gain vs start", "win_rate": "win rate",
+                  "heldout.prompt_strict": "held-out types, prompt strict", "fact_accuracy": "fact accuracy",
+                  "alignment_tax": "alignment tax", "proxy": "proxy (reward model)"}
+
+
+def policy_table(metrics: list[Metric]) -> dict | None:
+    """One row per policy (the start, then each method), a column per POLICY_COLUMNS metric."""
+    by_name = {m.name: m for m in metrics}
+    policies = [m.name.split(".")[0] for m in metrics if m.name.endswith(".gold") and m.name.count(".") == 1]
+    if not policies:
+        return None
+    rows = []
+    for policy in policies:
+        cells = []
+        for suffix in POLICY_COLUMNS:
+            m = by_name.get(f"{policy}.{suffix}")
+            cells.append(fmt_value(m.value, m.ci_low, m.ci_high) if m else "—")
+        rows.append({"policy": policy, "n": by_name[f"{policy}.gold"].n, "cells": cells})
+    return {"headers": list(POLICY_COLUMNS.values()), "rows": rows}
+
+
 def peak_text(peak: dict) -> str:
     if not peak:
         return ""
@@ -226,9 +246,6 @@ def peak_text(peak: dict) -> str:
         if peak.get("drop_clear") is False:
             text += " (within noise: the peak's and the last point's gold intervals overlap)"
     return text
-
-
-_peak_text = peak_text  # the name earlier versions used
 
 
 def overoptimization_view(points: list[OptimizationPoint], metrics: list[Metric]) -> dict | None:
@@ -336,7 +353,9 @@ def stage_view(st: StageData) -> dict[str, Any]:
         "metrics": metrics_view(st.metrics), "n_metrics": len(st.metrics),
         "evaluations": evaluation_rows(st.evaluations), "instruction_charts": instruction_charts(st.evaluations),
         "examples": example_groups(st.evaluations),
-        "policies": policy_figures(st.metrics), "overoptimization": overoptimization_view(st.points, st.metrics),
+        "policies": policy_figures(st.metrics), "policy_table": policy_table(st.metrics),
+        "overoptimization": overoptimization_view(st.points, st.metrics),
+        "reward_model": metrics_view([m for m in st.metrics if m.name.startswith("reward_model.")]),
         "preferences": preference_rows(st.preferences), "preference_examples": st.preferences[:EXAMPLES_PER_GROUP],
         "n_preferences": len(st.preferences), "judgements": judgement_rows(st.judgements),
         "generalize": generalize_view(st.w2s_scores),
