@@ -138,7 +138,7 @@ def test_train_stage_sections_show_policies_and_overoptimization(tmp_path):
     html = render_report(run.path).read_text()
     assert "Policies: before and after" in html and "gold gain over the starting policy" in html
     row = re.search(r"<tr><td>dpo</td>.*?</tr>", html).group(0)  # the policy table: one row per policy
-    assert "0.520 [0.460, 0.580]" in row and "0.120 [0.050, 0.190]" in row
+    assert '0.520<span class="ci">[0.460, 0.580]</span>' in row and '0.120<span class="ci">[0.050, 0.190]' in row
     assert "Over-optimization" in html and "gold falls while the proxy keeps rising" in html
     assert html.count("<svg") >= 4  # rate bars, two policy charts, the over-optimization figure
 

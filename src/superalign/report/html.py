@@ -232,7 +232,7 @@ def policy_table(metrics: list[Metric]) -> dict | None:
         cells = []
         for suffix in POLICY_COLUMNS:
             m = by_name.get(f"{policy}.{suffix}")
-            cells.append(fmt_value(m.value, m.ci_low, m.ci_high) if m else "—")
+            cells.append((fmt(m.value), fmt_interval(m.ci_low, m.ci_high)) if m else ("—", ""))
         rows.append({"policy": policy, "n": by_name[f"{policy}.gold"].n, "cells": cells})
     return {"headers": list(POLICY_COLUMNS.values()), "rows": rows}
 
