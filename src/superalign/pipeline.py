@@ -108,7 +108,7 @@ def _reuse_from_store(run, name: str, key: str, root: Path) -> bool:
         shutil.copyfile(source / "records.jsonl", run.records_path(name))
     run.replace_metrics(name, read_jsonl(source / "metrics.jsonl", Metric))
     done = json.loads((source / "stage.json").read_text(encoding="utf-8"))
-    run.mark_done(name, done["results"], key=key, seconds=done.get("seconds"))
+    run.mark_done(name, done["results"], key=key, seconds=done.get("seconds"), peak_rss_gb=done.get("peak_rss_gb"))
     return True
 
 
@@ -142,11 +142,11 @@ def run_pipeline(config: PipelineBase, root: str | Path = "runs", progress: Prog
         seconds = time.monotonic() - start
         write_jsonl(run.records_path(name), result.records())
         run.replace_metrics(name, result.metrics)
-        run.mark_done(name, result.summary(), key=key, seconds=round(seconds, 1))
+        run.mark_done(name, result.summary(), key=key, seconds=round(seconds, 1), peak_rss_gb=_peak_rss_gb())
         _save_to_store(run, name, key, root)
         for note in result.notes:
             log(f"warning: {name}: {note}")
-        log(f"{name}: finished in {_duration(seconds)}")
+        log(f"{name}: finished in {_duration(seconds)} (peak memory of the run so far {_peak_rss_gb():.1f} GB)")
         outcome.ran.append(name)
     run.write_results()
     outcome.report = render_report(run.path)
@@ -163,6 +163,16 @@ def _also_to_file(log: Callable[[str], None], path: Path) -> Callable[[str], Non
             f.write(f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} {message}\n")
 
     return both
+
+
+def _peak_rss_gb() -> float | None:
+    """The process's peak resident memory so far, in GB (None where the OS does not say)."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    kilobytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: KiB
+    return round(kilobytes / 1024**2, 2)
 
 
 def _duration(seconds: float) -> str:

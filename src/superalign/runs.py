@@ -146,8 +146,10 @@ class Run:
         finished = isinstance(data, dict) and data.get("stage") == stage and "results" in data
         return finished and (key is None or data.get("key") == key)
 
-    def mark_done(self, stage: str, results: dict, key: str | None = None, seconds: float | None = None) -> None:
-        """Write ``stages/<stage>.json`` atomically with ``results``, its cache key and a UTC timestamp."""
+    def mark_done(self, stage: str, results: dict, key: str | None = None, seconds: float | None = None,
+                  peak_rss_gb: float | None = None) -> None:
+        """Write ``stages/<stage>.json`` atomically with ``results``, its cache key, a UTC timestamp, and how
+        long the stage took and the run's peak memory when it finished."""
         if not isinstance(results, dict):
             raise TypeError(f"results must be a dict, got {type(results).__name__}")
         write_json_atomic(
@@ -158,6 +160,7 @@ class Run:
                 "key": key,
                 "finished_at": _now(),
                 "seconds": seconds,
+                "peak_rss_gb": peak_rss_gb,
                 "results": results,
             },
         )
