@@ -151,12 +151,17 @@ def add_config_flags(p: argparse.ArgumentParser, config_cls) -> list[str]:
 def _flag_updates(args, fields: list[str]) -> dict:
     import yaml
 
+    from superalign.config import ConfigError
+
     out = {}
     for name in fields:
         value = getattr(args, f"cfg_{name}", None)
         if value is None:
             continue
-        out[name] = [yaml.safe_load(v) for v in value] if isinstance(value, list) else yaml.safe_load(value)
+        try:
+            out[name] = [yaml.safe_load(v) for v in value] if isinstance(value, list) else yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"--{name.replace('_', '-')} {value!r}: not a value (YAML) this flag can read") from None
     return out
 
 

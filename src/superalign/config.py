@@ -145,9 +145,7 @@ def validate(data: dict[str, Any]) -> PipelineBase:
     """Validate config data into the pipeline config, or raise ConfigError naming every bad field."""
     try:
         return config_model().model_validate(data)
-    except stage_list.UnknownStage as e:
-        raise ConfigError(f"stages: {e}") from None
-    except ValidationError as e:
+    except ValidationError as e:  # an unknown stage name arrives here too, as a value error of `stages`
         raise ConfigError(format_errors(e)) from None
 
 

@@ -13,7 +13,7 @@ import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -21,6 +21,17 @@ from superalign.progress import NullProgress, Progress
 
 T = TypeVar("T")
 Device = Literal["auto", "cpu", "cuda"]
+
+
+@cache
+def code_version() -> str:
+    """A hash of superalign's own source (Python files and templates): any change to the code gives new cache
+    keys, so that a result computed by other code is never reused."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".j2") and "__pycache__" not in p.parts):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def key_of(parts: Any) -> str:
@@ -63,12 +74,12 @@ class RunContext:
 
     @property
     def dtype(self):
-        """bf16 on a GPU; None (the model's own fp32) on a CPU, where bf16 is only used as autocast."""
+        """bf16 on a GPU that has it; None (the model's own fp32) on a CPU, where bf16 is only used as autocast."""
         if self.device == "cpu":
             return None
         import torch
 
-        return torch.bfloat16
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
 
     def load(self, name: str, train: bool = False):
         """Load a model on this run's device: bf16 on a GPU for inference, fp32 for training.
@@ -91,7 +102,7 @@ class RunContext:
 
         from superalign.runs import write_json_atomic
 
-        path = self.step_path(name, key, ".json")
+        path = self.step_path(name, key, ".json")  # the key includes the code version (step_path)
         if path is not None and path.is_file() and not self.force:
             return TypeAdapter(kind).validate_json(path.read_bytes())
         value = compute()
@@ -103,11 +114,11 @@ class RunContext:
         """Where step ``name`` with ``key`` is kept (a file, or a directory when ``suffix`` is empty)."""
         if self.cache_dir is None:
             return None
-        return self.cache_dir / f"{name}-{key_of(key)}{suffix}"
+        return self.cache_dir / f"{name}-{key_of({'code': code_version(), 'step': key})}{suffix}"
 
     def clear_work(self) -> None:
         if self.work_dir is not None:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
 
-__all__ = ["Device", "RunContext", "key_of", "resolve_device"]
+__all__ = ["Device", "RunContext", "code_version", "key_of", "resolve_device"]

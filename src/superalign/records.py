@@ -200,7 +200,7 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[Record], append: bool
         with path.open("a", encoding="utf-8") as f:
             f.write(lines)
         return path
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_suffix(f"{path.suffix}.{os.getpid()}.tmp")
     tmp.write_text(lines, encoding="utf-8")
     os.replace(tmp, path)  # atomic: a crash never leaves a half-written records file
     return path

@@ -77,7 +77,7 @@ def to_jsonable(obj: Any) -> Any:
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write ``data`` as JSON via a temp file and a rename: a crash never leaves a torn file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: two runs may finish the same step
     tmp.write_text(json.dumps(data, indent=2, default=to_jsonable) + "\n", encoding="utf-8")
     os.replace(tmp, path)  # atomic rename: readers see the old file or the whole new one
 

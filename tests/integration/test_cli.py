@@ -20,7 +20,7 @@ def superalign(*args: str, home: Path, cwd: Path) -> subprocess.CompletedProcess
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("smoke")
-    proc = superalign("run", "--profile", "smoke", "--out", "runs", home=root / "home", cwd=root)
+    proc = superalign("run", "--profile", "smoke", "--device", "cpu", "--out", "runs", home=root / "home", cwd=root)
     assert proc.returncode == 0, proc.stderr
     (run_dir,) = (root / "runs").glob("[!.]*")
     return root, run_dir, proc
@@ -47,7 +47,7 @@ def test_smoke_run_writes_a_complete_run_directory(smoke_run):
 def test_rerun_reuses_finished_stage(smoke_run):
     root, run_dir, _ = smoke_run
     before = (run_dir / "records/baseline.jsonl").stat().st_mtime_ns
-    proc = superalign("run", "--profile", "smoke", "--out", "runs", home=root / "home", cwd=root)
+    proc = superalign("run", "--profile", "smoke", "--device", "cpu", "--out", "runs", home=root / "home", cwd=root)
     assert proc.returncode == 0, proc.stderr
     assert "baseline: reusing finished results" in proc.stdout
     assert (run_dir / "records/baseline.jsonl").stat().st_mtime_ns == before

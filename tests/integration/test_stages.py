@@ -27,7 +27,7 @@ def toy(monkeypatch, tmp_path):
 
 
 def _run(tmp_path: Path, *args: str) -> int:
-    return cli.main(["run", "--profile", "smoke", "--out", str(tmp_path / "runs"), *args])
+    return cli.main(["run", "--profile", "smoke", "--device", "cpu", "--out", str(tmp_path / "runs"), *args])
 
 
 def _run_dirs(tmp_path: Path) -> list[Path]:
@@ -47,7 +47,8 @@ def test_a_registered_stage_runs_caches_and_reports(toy, tmp_path, capsys):
 
 
 def test_a_registered_stage_gets_a_subcommand_with_flags_from_its_config(toy, tmp_path):
-    assert cli.main(["toy", "--profile", "smoke", "--n-items", "5", "--out", str(tmp_path / "runs")]) == 0
+    assert cli.main(["toy", "--profile", "smoke", "--n-items", "5", "--device", "cpu",
+                     "--out", str(tmp_path / "runs")]) == 0
     assert toy == [{"n_items": 5, "device": "cpu"}]
     (run_dir,) = _run_dirs(tmp_path)
     assert json.loads((run_dir / "config.json").read_text())["config"]["stages"] == ["toy"]
@@ -81,6 +82,24 @@ def test_an_edited_input_file_reruns_the_stage_that_read_it(toy, tmp_path, capsy
     assert len((run_dir / "records" / "toy.jsonl").read_text().splitlines()) == 3 + 3
 
 
+def test_a_stage_key_changes_with_the_code(monkeypatch):
+    from superalign import pipeline
+
+    before = pipeline.stage_key("toy", {"n_items": 2}, {}, "cpu")
+    monkeypatch.setattr(pipeline, "code_version", lambda: "another version of superalign")
+    assert pipeline.stage_key("toy", {"n_items": 2}, {}, "cpu") != before
+
+
+def test_train_without_a_method_runs_the_profiles_methods():
+    from superalign.rlhf import cli as train_cli
+
+    args = cli.build_parser().parse_args(["train", "--profile", "smoke"])
+    assert args.method == [] and train_cli.overrides(args) == {}
+    args = cli.build_parser().parse_args(["train", "dpo", "online-dpo"])
+    assert train_cli.overrides(args) == {"methods": ["dpo", "online_dpo"]}
+    assert train_cli.overrides(cli.build_parser().parse_args(["train", "reward-model"])) == {"methods": []}
+
+
 def test_the_train_stage_hashes_its_preference_file(tmp_path):
     from superalign.config import load_config
 
@@ -106,6 +125,8 @@ def superalign(*args: str, cwd: Path) -> subprocess.CompletedProcess:
      "input file missing.csv does not exist"),
     (["run", "--profile", "smoke", "--config", "missing.yaml"], "missing.yaml: no such file"),
     (["models", "pull", "does-not-exist"], "unknown model 'does-not-exist'"),
+    (["train", "dpp", "--profile", "smoke"], "unknown method 'dpp'"),
+    (["generalize", "--profile", "smoke", "--max-length", "[x"], "--max-length '[x'"),
     pytest.param(["run", "--profile", "smoke", "--device", "cuda"], "torch sees no CUDA GPU",
                  marks=pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is here")),
 ])

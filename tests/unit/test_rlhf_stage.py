@@ -73,6 +73,10 @@ def test_a_config_that_shares_steps_reuses_them(tmp_path, monkeypatch):
     config = load_config("smoke", overrides=["train.methods=[best_of_n,dpo]", "train.dpo.beta=0.3"]).train
     result = rlhf.run(config, RunContext(cache_dir=tmp_path))
     assert trained == ["dpo"] and evaluated == ["tiny-llama+dpo"] and "dpo.gold_gain" in _values(result)
+    # the same step computed from scratch, in a fresh cache, gives the same result: nothing depends on history
+    monkeypatch.undo()
+    fresh = rlhf.run(config, RunContext(cache_dir=tmp_path / "fresh"))
+    assert fresh.evaluations == result.evaluations
 
 
 def test_reward_model_alone(tmp_path):

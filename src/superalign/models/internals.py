@@ -70,8 +70,21 @@ def _architecture(model: nn.Module) -> tuple[str, nn.Module]:
 
 
 def block_stack(model: nn.Module | LoadedModel) -> tuple[nn.Module, str, nn.ModuleList]:
-    """(owner, attribute, blocks): where the transformer blocks live; block i writes ``layers.{i}.resid_post``."""
-    family, base = _architecture(_unwrap(model))
+    """(owner, attribute, blocks): where the transformer blocks live; block i writes ``layers.{i}.resid_post``.
+
+    An architecture the map does not know falls back to its longest ModuleList (readouts at the last hidden
+    state and reward models still work; named hooks do not).
+    """
+    try:
+        family, base = _architecture(_unwrap(model))
+    except ValueError:
+        net = _unwrap(model)
+        lists = [(n, m) for n, m in net.named_modules() if isinstance(m, nn.ModuleList) and len(m) > 0]
+        if not lists:
+            raise
+        name, stack = max(lists, key=lambda nm: len(nm[1]))
+        parent, _, attr = name.rpartition(".")
+        return net.get_submodule(parent), attr, stack
     if family == "llama":
         return base, "layers", base.layers
     if family == "gpt2":
@@ -81,7 +94,7 @@ def block_stack(model: nn.Module | LoadedModel) -> tuple[nn.Module, str, nn.Modu
 
 def final_norm(model: nn.Module | LoadedModel) -> nn.Module | None:
     """The norm HF applies after the last block (Llama ``norm``, GPT-2 ``ln_f``); None for BERT-style encoders."""
-    family, base = _architecture(_unwrap(model))
+    family, base = _architecture(_unwrap(model))  # unknown layouts raise: no named readout without the map
     return base.norm if family == "llama" else base.ln_f if family == "gpt2" else None
 
 

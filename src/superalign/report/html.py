@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader, TemplateNotFound, select_autoescape
 from markupsafe import Markup
 
 from superalign import __version__
@@ -373,7 +373,7 @@ def _environment() -> Environment:
 def _stage_template(env: Environment, name: str):
     try:
         return env.get_template(f"stages/{name}.html.j2")
-    except Exception:  # noqa: BLE001 - jinja2.TemplateNotFound: a stage without a template of its own
+    except TemplateNotFound:  # a stage without a template of its own
         return env.get_template("stages/default.html.j2")
 
 

@@ -298,9 +298,15 @@ def _train_method(method: str, config: Config, rm, data: dict, tasks: dict, eval
     from superalign.rlhf import dpo, online_dpo, ppo, rloo, sft
     from superalign.rlhf.common import TrainingDiverged, make_trainable
 
+    import torch
+
     progress = ctx.progress
     method_config = getattr(config, method)
-    policy = make_trainable(ctx.load(config.model, train=True), method_config.adapter)
+    # The adapters' random init comes from the method's own seed, not from whatever ran before in this process
+    # (a reward model trained or read from the cache): the same step key must give the same result.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(method_config.seed)
+        policy = make_trainable(ctx.load(config.model, train=True), method_config.adapter)
     points: list[OptimizationPoint] = []
     online = method in ONLINE
 
@@ -336,10 +342,14 @@ def step_keys(config: Config, ctx: RunContext) -> dict[str, dict]:
     computed here for a library call that keeps steps.
     """
     hashes = dict(ctx.input_hashes) or (inputs(config).hashes() if ctx.cache_dir is not None else {})
-    tasks = {"model": config.model, "seed": config.seed, "heldout_types": config.heldout_types, "inputs": hashes,
+    weights = hashes.get(f"model:{config.model}")
+    tasks = {"model": config.model, "weights": weights, "seed": config.seed, "heldout_types": config.heldout_types,
              "device": ctx.device}
-    feedback = {**tasks, "feedback": config.feedback, "preferences_file": str(config.preferences_file)}
-    reward_model = {**feedback, "reward_model": config.reward_model}
+    # A preference file by its content, not its path: the same export under another name is the same feedback.
+    preferences = hashes.get(f"file:{config.preferences_file}") if config.preferences_file is not None else None
+    feedback = {**tasks, "feedback": config.feedback, "preferences": preferences}
+    reward_model = {**feedback, "reward_model": config.reward_model,
+                    "backbone": hashes.get(f"model:{config.reward_model.backbone}")}
     keys = {"feedback": feedback, "reward_model": reward_model, "start": {**tasks, "eval": config.eval}}
     for method in config.methods:
         keys[method] = {**reward_model, "eval": config.eval, method: getattr(config, method)}
@@ -363,7 +373,7 @@ def run(config: Config, ctx: RunContext | None = None) -> Result:
     world = World(config.seed)
     evaluator = world.evaluator()
     tasks = split_tasks(world, config.heldout_types, config)
-    base = ctx.load(config.model)
+    base = ctx.load(config.model, train=True)  # fp32 like the trained policies: gains are paired in one dtype
     prefs, fb_responses = ctx.step("feedback", keys["feedback"],
                                    lambda: collect_feedback(config, base, tasks["train"], evaluator, progress),
                                    tuple[list[Preference], list[list[str]]])

@@ -18,7 +18,8 @@ CHOICES = [m.replace("_", "-") for m in METHODS] + [REWARD_MODEL_ONLY]
 
 
 def add_arguments(p) -> None:
-    p.add_argument("method", nargs="*", choices=CHOICES, metavar="METHOD",
+    # No `choices` here: argparse checks an empty list against them and refuses `superalign train` alone.
+    p.add_argument("method", nargs="*", metavar="METHOD",
                    help=f"methods to run ({', '.join(CHOICES)}); default: the profile's. 'reward-model' trains and "
                         "evaluates the reward model alone")
     p.add_argument("--preferences", "--preferences-file", type=Path, help="preference records (JSONL, e.g. a studio export) instead of "
@@ -28,6 +29,11 @@ def add_arguments(p) -> None:
 def overrides(args) -> dict:
     """The train section's values that the positional methods and --preferences set."""
     out: dict = {}
+    unknown = [m for m in args.method if m not in CHOICES]
+    if unknown:
+        from superalign.config import ConfigError
+
+        raise ConfigError(f"unknown method {unknown[0]!r}; choose from {', '.join(CHOICES)}")
     if args.method:
         out["methods"] = [] if args.method == [REWARD_MODEL_ONLY] else [
             m.replace("-", "_") for m in args.method if m != REWARD_MODEL_ONLY]

@@ -267,8 +267,9 @@ class ModelBank:
 
         lm = self.lm(spec.name)
         pooling = Fe.resolve_pooling("auto", lm.kind)
-        return (f"v{Fe.READOUT_VERSION}|{spec.name}|{sources.fingerprint(spec.name)}|"
-                f"layer={spec.resolve_layer(Fe.n_layers(lm))}|{pooling}|"
+        param = next(lm.model.parameters())  # bf16 on a GPU, fp32 on a CPU: the features differ
+        return (f"v{Fe.READOUT_VERSION}|{spec.name}|{sources.fingerprint(spec.name)}|{param.dtype}|"
+                f"{param.device.type}|layer={spec.resolve_layer(Fe.n_layers(lm))}|{pooling}|"
                 f"len={self.config.max_length}|bf16={self._autocast(lm)}")
 
     def _autocast(self, lm) -> bool:
