@@ -34,7 +34,7 @@ def _console():
 
 def add_config_args(p: argparse.ArgumentParser) -> None:
     """The flags every config-reading command shares."""
-    p.add_argument("--profile", default="quick", choices=["smoke", "quick", "full"],
+    p.add_argument("--profile", default="quick", choices=["smoke", "quick", "standard", "full"],
                    help="smoke: tiny model, seconds; quick: embedded model on a CPU (default); full: a GPU")
     p.add_argument("--model", help="model name (see 'superalign models list'), HF id or local directory")
     p.add_argument("--seed", type=int, help="seed of the task world and sampling")

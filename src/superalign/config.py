@@ -17,14 +17,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from superalign import stages as stage_list
 
-Profile = Literal["smoke", "quick", "full"]
-PROFILE_NAMES = ("smoke", "quick", "full")
+Profile = Literal["smoke", "quick", "standard", "full"]
+PROFILE_NAMES = ("smoke", "quick", "standard", "full")
 
 # The pipeline-wide part of each profile; each stage's part lives in its package (``PROFILES``).
-# smoke: tiny random model in seconds; quick: the embedded model on a 2-core CPU; full: a GPU.
+# smoke: tiny random model in seconds; quick: the embedded model on a 2-core CPU in about 25 minutes;
+# standard: quick plus the settings that need longer (online DPO); full: a GPU.
 TOP_PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {"model": "tiny-llama"},
     "quick": {"model": "smollm2-135m-instruct"},
+    "standard": {"model": "smollm2-135m-instruct"},
     "full": {"model": "smollm2-135m-instruct"},
 }
 INHERITED = ("model", "seed")  # copied into each stage section that has the field and does not set it

@@ -42,6 +42,14 @@ def key_of(parts: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+def compute_precision(device: str) -> str:
+    """"bf16" or "fp32": what this machine computes fastest on ``device`` (see models.precision). Results
+    differ by it, so cache keys include it: a bf16 machine's cache is not an AVX2 machine's answer."""
+    from superalign.models.precision import fast_bf16
+
+    return "bf16" if fast_bf16(device) else "fp32"
+
+
 def resolve_device(request: str) -> str:
     """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; ``cuda`` without a GPU is a config error."""
     import torch
@@ -114,11 +122,12 @@ class RunContext:
         """Where step ``name`` with ``key`` is kept (a file, or a directory when ``suffix`` is empty)."""
         if self.cache_dir is None:
             return None
-        return self.cache_dir / f"{name}-{key_of({'code': code_version(), 'step': key})}{suffix}"
+        parts = {"code": code_version(), "precision": compute_precision(self.device), "step": key}
+        return self.cache_dir / f"{name}-{key_of(parts)}{suffix}"
 
     def clear_work(self) -> None:
         if self.work_dir is not None:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
 
-__all__ = ["Device", "RunContext", "code_version", "key_of", "resolve_device"]
+__all__ = ["Device", "RunContext", "code_version", "compute_precision", "key_of", "resolve_device"]

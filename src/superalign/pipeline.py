@@ -17,7 +17,7 @@ from pathlib import Path
 
 from superalign import stages as stage_list
 from superalign.config import PipelineBase
-from superalign.context import RunContext, code_version, key_of, resolve_device
+from superalign.context import RunContext, code_version, compute_precision, key_of, resolve_device
 from superalign.progress import NullProgress, Progress
 from superalign.records import Metric, read_jsonl, write_jsonl
 
@@ -69,10 +69,10 @@ def prepare_inputs(config: PipelineBase, log: Callable[[str], None] = print, pul
 
 
 def stage_key(name: str, section, input_hashes: dict, device: str) -> str:
-    """The cache key of one stage: its config, its inputs' content, the device (results differ by device) and
-    the code that computes it."""
+    """The cache key of one stage: its config, its inputs' content, the device and its precision (results
+    differ by both) and the code that computes it."""
     return key_of({"stage": name, "config": section, "inputs": input_hashes, "device": device,
-                   "code": code_version()})
+                   "precision": compute_precision(device), "code": code_version()})
 
 
 def run_name(config: PipelineBase) -> str:

@@ -179,7 +179,7 @@ def test_nan_loss_stops_restores_last_good_state_and_saves_checkpoint(monkeypatc
     def poisoned(*args, **kwargs):
         out = dpo_loss(*args, **kwargs)
         calls["n"] += 1
-        if calls["n"] == 3:
+        if calls["n"] == 5:  # two calls a step (the micro-batch's loss, then the step's statistics): step 3's
             out.loss = out.loss * float("nan")
         return out
 
@@ -235,3 +235,32 @@ def test_config_rejects_bad_values():
         DPOConfig(label_smoothing=0.5)
     with pytest.raises(ValueError, match="extra"):
         DPOConfig(lerning_rate=1.0)
+
+
+def test_micro_batches_give_the_whole_batch_step():
+    """Accumulating the gradient over pairs one or three at a time gives the step of one forward over all."""
+    from superalign.models.generation import pad_id
+    from superalign.rlhf.common import trainable_params
+    from superalign.rlhf.dpo import dpo_step
+
+    updates = []
+    for micro in (8, 1, 3):
+        torch.manual_seed(0)  # the same LoRA A init for the three policies
+        lm = _policy()
+        with torch.no_grad():  # a policy away from the reference, so the gradient is not trivial
+            for name, p in lm.model.named_parameters():
+                if "lora_B" in name:
+                    p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(0)) * 0.1)
+        config = DPOConfig(micro_batch_size=micro, batch_size=8)
+        batch = collate_pairs(encode_pairs(lm, _prefs(8), 512).pairs, pad_id(lm.tokenizer))
+        ref = reference_logprobs(lm, [batch], autocast=False, micro_batch_size=micro)[0]
+        params = trainable_params(lm.model)
+        before = trainable_state(lm.model)
+        row = dpo_step(lm, batch, ref, torch.optim.SGD(params, lr=1.0), params, config, False, 1)
+        after = trainable_state(lm.model)
+        updates.append((row, {k: after[k] - before[k] for k in before}))
+    (whole, whole_update), *parts = updates
+    for row, update in parts:
+        assert row["loss"] == pytest.approx(whole["loss"], abs=1e-6)
+        assert row["grad_norm"] == pytest.approx(whole["grad_norm"], rel=1e-4)
+        assert all(torch.allclose(update[k], whole_update[k], atol=1e-6) for k in update)

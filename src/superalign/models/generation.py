@@ -1,8 +1,10 @@
 """Batched chat generation and completion log-probabilities over HF causal LMs.
 
-Sampling is a short explicit loop (KV cache, left padding) instead of `model.generate` so that every
-prompt draws from its own seeded random generator: the same seed gives the same text for a prompt no
-matter how prompts are batched or ordered (up to floating-point differences from padding).
+Sampling is an explicit loop instead of `model.generate` so that every prompt draws from its own seeded
+random generator: the same seed gives the same text for a prompt no matter how prompts are batched or
+ordered (up to floating-point differences from padding). Llama-family models decode through
+`superalign.models.sampler` (packed weights, a pre-allocated KV cache: 2-3x HF's speed on a 2-core CPU,
+benchmarks/sampler.py); other architectures through HF's forward with its KV cache.
 """
 
 from __future__ import annotations
@@ -14,16 +16,19 @@ from dataclasses import dataclass
 
 import torch
 
+from superalign.models import sampler
+from superalign.models.precision import fast_bf16
 from superalign.models.sources import LoadedModel
 
-# bf16 autocast, measured on the 2-core CPU with SmolLM2-135M (benchmarks/generation.py, best of 2):
+# bf16 autocast, measured on a 2-core AVX-512 BF16 CPU with SmolLM2-135M (benchmarks/generation.py, best of 2):
 #   sampling, batch 1, 32 tokens:     2.02 s fp32 -> 1.59 s bf16 (1.27x)
 #   sampling, batch 16, 32 tokens:    6.79 s fp32 -> 3.28 s bf16 (2.07x)
 #   forward+backward, 4 x 256 tokens: 8.27 s fp32 -> 4.06 s bf16 (2.04x)
 #   scoring 16 completions:           1.75 s fp32 -> 1.12 s bf16 (1.57x), but summed log-probs move by
 #                                     0.21 nats on average (max 0.47), too much for a measurement.
-# So: bf16 for sampling and training, fp32 for scoring. Tiny models (< 10M params) are dominated by
-# per-op overhead, where autocast was as often slower as faster: fp32.
+# So: bf16 for sampling and training, fp32 for scoring, and only where bf16 is native (`fast_bf16`): on an
+# AVX2-only CPU the same sampling ran 2.5x slower under bf16 (issue 14). Tiny models (< 10M params) are
+# dominated by per-op overhead, where autocast was as often slower as faster: fp32.
 AUTOCAST_MIN_PARAMS = 10_000_000
 
 
@@ -37,7 +42,7 @@ class GenerationConfig:
     do_sample: bool = True
     seed: int = 0
     batch_size: int = 8
-    bf16_autocast: bool | None = None  # None: the measured default, see `default_autocast`
+    bf16_autocast: bool | None = None  # bf16 compute; None: the machine's fast choice, see `default_autocast`
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -51,7 +56,8 @@ def _device(model: torch.nn.Module) -> torch.device:
 def default_autocast(model: torch.nn.Module, purpose: str = "generate", flag: bool | None = None) -> bool:
     """Whether to run under bf16 autocast: `flag` if given, else the measured default for `purpose`.
 
-    purpose: "generate" | "train" -> bf16 for fp32 CPU models of >= 10M parameters; "score" -> fp32.
+    purpose: "generate" | "train" -> bf16 for fp32 CPU models of >= 10M parameters on a CPU with native
+    bf16 (`precision.fast_bf16`); "score" -> fp32.
     """
     if flag is not None:
         return flag
@@ -59,6 +65,8 @@ def default_autocast(model: torch.nn.Module, purpose: str = "generate", flag: bo
         raise ValueError(f"purpose must be generate, train or score, not {purpose!r}")
     param = next(model.parameters())
     if purpose == "score" or param.device.type != "cpu" or param.dtype != torch.float32:
+        return False
+    if not fast_bf16(param.device):
         return False
     return sum(p.numel() for p in model.parameters()) >= AUTOCAST_MIN_PARAMS
 
@@ -154,15 +162,41 @@ def prompt_seed(seed: int, index: int) -> int:
     return (seed * 0x9E3779B97F4A7C15 + index * 0xBF58476D1CE4E5B9 + 1) % (2**63 - 1)
 
 
+NUCLEUS_CANDIDATES = 256  # top-p looks at this many top tokens first; a full sort only if they fall short
+
+
 def _filter_top_p(probs: torch.Tensor, top_p: float) -> torch.Tensor:
-    """Nucleus filtering: keep the smallest set of tokens whose mass reaches top_p. probs: [batch, vocab]."""
+    """Nucleus filtering: keep the smallest set of tokens whose mass reaches top_p. probs: [batch, vocab].
+
+    A token is dropped when the mass strictly before it already reaches top_p (the top token always stays).
+    The nucleus is found among the top NUCLEUS_CANDIDATES tokens (sorting 49k-token rows cost 180 ms per
+    step at batch 64, more than the model); rows whose nucleus is wider are sorted in full.
+    """
     if top_p >= 1.0:
         return probs
-    sorted_probs, sorted_idx = probs.sort(dim=-1, descending=True)
-    # Drop a token when the mass strictly before it already reaches top_p (the top token always stays).
-    drop_sorted = (sorted_probs.cumsum(-1) - sorted_probs) >= top_p
-    drop = drop_sorted.scatter(-1, sorted_idx, drop_sorted)
-    return probs.masked_fill(drop, 0.0)
+    k = min(NUCLEUS_CANDIDATES, probs.shape[-1])
+    values, index = probs.topk(k, dim=-1)  # [batch, k], descending
+    keep = (values.cumsum(-1) - values) < top_p
+    filtered = torch.zeros_like(probs).scatter(-1, index, values * keep)
+    wide = values.sum(-1) < top_p  # every candidate kept and still short of top_p: sort the whole row
+    if bool(wide.any()):
+        rows = probs[wide]
+        sorted_probs, sorted_idx = rows.sort(dim=-1, descending=True)
+        keep_all = (sorted_probs.cumsum(-1) - sorted_probs) < top_p
+        filtered[wide] = torch.zeros_like(rows).scatter(-1, sorted_idx, sorted_probs * keep_all)
+    return filtered
+
+
+def _draw(probs: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
+    """One token per row of probs [batch, vocab] by inverse CDF, with one uniform from each row's generator.
+
+    torch.multinomial draws an exponential per vocabulary entry (49k per row): 97 ms per step at batch 64,
+    this 3. Tokens of probability 0 are never drawn (searchsorted skips flat steps of the CDF).
+    """
+    cdf = probs.cumsum(-1)  # [batch, vocab]
+    uniform = torch.stack([torch.rand((), generator=g, device=probs.device) for g in generators])  # [batch]
+    target = (uniform * cdf[:, -1]).unsqueeze(-1)  # [batch, 1]
+    return torch.searchsorted(cdf, target, right=True).squeeze(-1).clamp(max=probs.shape[-1] - 1)
 
 
 def _next_tokens(logits: torch.Tensor, config: GenerationConfig,
@@ -171,8 +205,7 @@ def _next_tokens(logits: torch.Tensor, config: GenerationConfig,
     if not config.do_sample or config.temperature <= 0:
         return logits.argmax(-1)
     probs = torch.softmax(logits.float() / config.temperature, dim=-1)
-    probs = _filter_top_p(probs, config.top_p)
-    return torch.cat([torch.multinomial(p, 1, generator=g) for p, g in zip(probs, generators)])
+    return _draw(_filter_top_p(probs, config.top_p), generators)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -197,35 +230,49 @@ def _generate_batch(lm: LoadedModel, sequences: list[list[int]], seeds: list[int
     batch = {k: v.to(device) for k, v in left_pad(sequences, pad_id(lm.tokenizer)).items()}
     stops = torch.tensor(stop_token_ids(lm), device=device)
     generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
-    mask, positions = batch["attention_mask"], batch["position_ids"]
-    finished = torch.zeros(len(sequences), dtype=torch.bool, device=device)
-    new_tokens: list[torch.Tensor] = []
-    past, step_ids, step_pos = None, batch["input_ids"], positions
-    with eval_mode(model), autocast_context(model, autocast):
-        for _ in range(config.max_new_tokens):
-            # Only the last position's logits are needed: at prefill the others would cost
-            # batch x prompt x vocab x hidden FLOPs for nothing (about 20% of a 16-row prefill on SmolLM2).
-            out = model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos,
-                        past_key_values=past, use_cache=True, **_last_logits_only(model))
-            past = out.past_key_values
-            token = _next_tokens(out.logits[:, -1, :], config, generators)  # [batch]
-            token = torch.where(finished, torch.full_like(token, pad_id(lm.tokenizer)), token)
-            new_tokens.append(token)
-            finished |= torch.isin(token, stops)
-            if bool(finished.all()):
-                break
-            step_ids = token.unsqueeze(-1)  # [batch, 1]
-            step_pos = step_pos[:, -1:] + 1
-            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
-    if not new_tokens:
-        return [[] for _ in sequences]
-    generated = torch.stack(new_tokens, dim=1).tolist()  # [batch, new]
+
+    def pick(logits: torch.Tensor) -> torch.Tensor:  # [batch, vocab] -> [batch]
+        return _next_tokens(logits, config, generators)
+
+    packed = sampler.packed_model(model, torch.bfloat16 if autocast else next(model.parameters()).dtype)
+    if packed is not None:
+        generated = sampler.decode(packed, batch["input_ids"], batch["attention_mask"], batch["position_ids"],
+                                   config.max_new_tokens, pick, stops, pad_id(lm.tokenizer))
+    else:
+        with eval_mode(model), autocast_context(model, autocast):
+            generated = _hf_decode(model, batch, config.max_new_tokens, pick, stops, pad_id(lm.tokenizer))
     stop_set = set(stops.tolist())
     results = []
-    for row in generated:
+    for row in generated.tolist():  # [batch, new]
         cut = next((j for j, t in enumerate(row) if t in stop_set), len(row))
         results.append(row[:cut])
     return results
+
+
+def _hf_decode(model: torch.nn.Module, batch: dict[str, torch.Tensor], max_new_tokens: int, pick,
+               stops: torch.Tensor, pad: int) -> torch.Tensor:
+    """The same loop as `sampler.decode` through HF's forward and KV cache (any causal LM); new ids [b, n]."""
+    mask, positions = batch["attention_mask"], batch["position_ids"]
+    finished = torch.zeros(len(mask), dtype=torch.bool, device=mask.device)
+    new_tokens: list[torch.Tensor] = []
+    past, step_ids, step_pos = None, batch["input_ids"], positions
+    for _ in range(max_new_tokens):
+        # Only the last position's logits are needed: at prefill the others would cost
+        # batch x prompt x vocab x hidden FLOPs for nothing (about 20% of a 16-row prefill on SmolLM2).
+        out = model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos,
+                    past_key_values=past, use_cache=True, **_last_logits_only(model))
+        past = out.past_key_values
+        token = torch.where(finished, torch.full_like(finished, pad, dtype=torch.long), pick(out.logits[:, -1, :]))
+        new_tokens.append(token)
+        finished |= torch.isin(token, stops)
+        if bool(finished.all()):
+            break
+        step_ids = token.unsqueeze(-1)  # [batch, 1]
+        step_pos = step_pos[:, -1:] + 1
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
+    if not new_tokens:
+        return torch.zeros(len(mask), 0, dtype=torch.long)
+    return torch.stack(new_tokens, dim=1)
 
 
 def generate_ids(lm: LoadedModel, prompts: list[list[dict]], config: GenerationConfig,

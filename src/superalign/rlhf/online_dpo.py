@@ -108,7 +108,7 @@ def train_online_dpo(policy: LoadedModel, prompts: list[list[dict]], reward_fn: 
             return {"pairs": 0, "proxy": float(scores.mean()), "proxy_margin": 0.0, "dpo_steps": dpo_steps}
         buckets = length_buckets([p.length for p in encoded], config.batch_size)
         data = [collate_pairs([encoded[i] for i in b], pad_id(policy.tokenizer)) for b in buckets]
-        ref = reference_logprobs(policy, data, autocast, frozen=frozen)
+        ref = reference_logprobs(policy, data, autocast, frozen=frozen, micro_batch_size=dpo_config.micro_batch_size)
         rows = []
         for _ in range(config.epochs):
             for i in torch.randperm(len(data), generator=torch.Generator().manual_seed(config.seed + step)).tolist():
