@@ -62,8 +62,13 @@ def n_params(model: torch.nn.Module) -> int:
 
 
 def count_tokens(rows: list[list[int]], stops: set[int], limit: int) -> int:
-    """New tokens through each row's first stop token (HF pads a finished row; ours already cuts there)."""
-    return sum(next((j + 1 for j, t in enumerate(r) if t in stops), min(len(r), limit)) for r in rows)
+    """New tokens through each row's end of turn, the stop token included (HF keeps it and pads after it,
+    ours cuts before it): a row that ended before `limit` sampled its reply and one stop token."""
+    def real(row: list[int]) -> int:
+        n = next((j for j, t in enumerate(row) if t in stops), len(row))  # tokens before the stop
+        return min(n + 1, limit) if n < limit else limit
+
+    return sum(real(r) for r in rows)
 
 
 def timed(fn) -> tuple[float, object]:
