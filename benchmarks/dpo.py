@@ -185,6 +185,9 @@ def main() -> None:
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--prefs", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    from superalign.models.precision import describe
+
+    print(f"machine: {describe()}", flush=True)  # ISA, native bf16, threads, the precision chosen
 
     if args.worker:
         prefs = json.loads(args.prefs.read_text())

@@ -86,6 +86,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--new-tokens", type=int, default=32)
     args = parser.parse_args()
+    from superalign.models.precision import describe
+
+    print(f"machine: {describe()}", flush=True)  # ISA, native bf16, threads, the precision chosen
 
     start = time.perf_counter()
     lm = load(args.model)

@@ -257,6 +257,9 @@ def main() -> None:
     parser.add_argument("--experiment-methods", default="rloo,ppo")
     parser.add_argument("--only-experiment", action="store_true", help="skip the benchmark, run the experiment")
     args = parser.parse_args()
+    from superalign.models.precision import describe
+
+    print(f"machine: {describe()}", flush=True)  # ISA, native bf16, threads, the precision chosen
     if args.only_experiment:
         out = experiment(args.experiment_steps, args.experiment_lr, args.experiment_kl, args.experiment_tokens,
                          args.experiment_methods.split(","))

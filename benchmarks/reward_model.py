@@ -168,6 +168,9 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=64)
     parser.add_argument("--worker", choices=["ours_full", "ours_lora", "trl"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    from superalign.models.precision import describe
+
+    print(f"machine: {describe()}", flush=True)  # ISA, native bf16, threads, the precision chosen
     steps = 1 if args.quick else args.steps
 
     if args.worker:

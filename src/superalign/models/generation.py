@@ -191,7 +191,7 @@ def _draw(probs: torch.Tensor, generators: list[torch.Generator]) -> torch.Tenso
     """One token per row of probs [batch, vocab] by inverse CDF, with one uniform from each row's generator.
 
     torch.multinomial draws an exponential per vocabulary entry (49k per row): 97 ms per step at batch 64,
-    this 3. Tokens of probability 0 are never drawn (searchsorted skips flat steps of the CDF).
+    this about 5 (softmax and cumsum included). Tokens of probability 0 are never drawn (searchsorted skips flat steps of the CDF).
     """
     cdf = probs.cumsum(-1)  # [batch, vocab]
     uniform = torch.stack([torch.rand((), generator=g, device=probs.device) for g in generators])  # [batch]

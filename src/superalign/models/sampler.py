@@ -71,9 +71,9 @@ def _base_model(model: nn.Module) -> nn.Module:
 ONEDNN_BATCH_HINT = 64  # the batch oneDNN tunes its packed layout for (any batch works)
 
 
-def _use_onednn(dtype: torch.dtype, probe: nn.Module) -> bool:
+def _use_onednn(dtype: torch.dtype, device: torch.device) -> bool:
     """oneDNN-packed bf16 weights on a CPU, when this PyTorch build has the (internal) ops."""
-    if dtype != torch.bfloat16 or effective_weight(probe).device.type != "cpu":
+    if dtype != torch.bfloat16 or device.type != "cpu":
         return False
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
@@ -144,7 +144,7 @@ def _pack(model: nn.Module, dtype: torch.dtype) -> PackedLlama:
     config = base.config
     blocks = base.model.layers
 
-    onednn = _use_onednn(dtype, blocks[0].self_attn.q_proj)
+    onednn = _use_onednn(dtype, base.model.norm.weight.device)
 
     def lin(*modules: nn.Module) -> torch.Tensor:
         w = torch.cat([effective_weight(m) for m in modules]).to(dtype).contiguous()
