@@ -11,7 +11,9 @@ separate projections per attention block, and, under autocast, a cast of every w
 - at decode the query heads that share a key-value head attend as one group (no repeat of the cache).
 
 The numerics mirror HF under the same precision: bf16 matrix multiplies and attention, fp32 residual stream,
-norms and rotary embedding, exactly as `torch.autocast(bfloat16)` runs the HF model; in fp32 the plain model.
+norms and rotary embedding, the operations `torch.autocast(bfloat16)` runs on the HF model (oneDNN's packed
+kernels may round a matmul differently, so bf16 greedy replies can part where a near-tie flips, as HF's bf16
+and fp32 replies do); in fp32 the plain model, whose greedy replies equal HF `generate`'s (tested).
 `packed_model` returns None for anything else, and `generation.py` then runs the HF loop.
 """
 
