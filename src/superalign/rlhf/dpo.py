@@ -8,8 +8,9 @@
    the order of the batches is shuffled each epoch;
 3. reference log-probs log π_ref(y|x) for the whole dataset, once, before training, under ``no_grad``
    (π_ref is the policy with its LoRA adapters disabled, or a frozen copy that is dropped afterwards);
-4. each optimizer step: one forward over the batch's chosen and rejected rows together, :func:`dpo_loss`,
-   backward, gradient clipping, AdamW; a non-finite loss, gradient or weight stops the run with
+4. each optimizer step: forwards over `micro_batch_size` pairs at a time (their chosen and rejected rows
+   together), :func:`dpo_loss` on each part weighted by its share and backward (gradients accumulate), then
+   gradient clipping, AdamW; a non-finite loss, gradient or weight stops the run with
    :class:`~superalign.rlhf.common.TrainingDiverged` after restoring the state from before that step.
 
 Speed on CPU: bf16 autocast for the policy and the reference pass alike when

@@ -47,7 +47,7 @@ PROFILES: dict[str, dict] = {
               "task_sizes": {"fact": [600, 300], "policy": [800, 320], "instruction": [240, 120],
                              "reward": [240, 120]}},
 }
-PROFILES["standard"] = PROFILES["quick"]
+PROFILES["standard"] = PROFILES["quick"]  # standard differs from quick in the train stage only
 METHODS = ("naive", "confidence", "bootstrap")
 Method = Literal["naive", "confidence", "bootstrap"]
 WorldTask = Literal["fact", "instruction", "policy", "reward"]
