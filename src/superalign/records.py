@@ -140,7 +140,8 @@ class W2SScore(Record):
 
     ``kind``: ``score`` (a role's test accuracy or AUROC), ``gap`` (ceiling − weak), ``pgr`` (a method's
     performance gap recovered), ``agreement`` (student agrees with its weak labels), ``weak_labels`` (how
-    accurate the weak labels were). ``value`` is the mean over ``seeds`` with a 95% t-interval; ``per_seed``
+    accurate the weak labels were). ``value`` is the mean over ``seeds`` (PGR: of the mean scores) with a 95%
+    interval over seeds (bootstrap over seeds; gaps: t-interval; none below 3 seeds); ``per_seed``
     keeps each seed's value for paired comparisons.
     """
 
@@ -178,6 +179,7 @@ class W2SSeed(Record):
     weak_label_accuracy: float  # the weak labels on the strong half, against the truth
     scores: dict[str, dict[str, float]]  # role -> {"accuracy": ..., "auroc": ...}
     epochs: dict[str, list[int]]  # role -> [epochs run, epoch kept by early stopping]
+    kept_alpha: dict[str, float] = Field(default_factory=dict)  # confidence-loss roles -> α of the kept epoch
 
 
 AnyRecord = Annotated[Union[Preference, Demonstration, Judgement, Flaw, Evaluation, Metric, OptimizationPoint,

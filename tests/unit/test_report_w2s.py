@@ -70,6 +70,19 @@ def test_generalize_section_shows_the_pgr_table_and_figure(tmp_path):
     assert "confidence − naive test accuracy" in section and "helped" in section  # +0.08 in every seed
 
 
+def test_chance_count_and_two_seed_rows_without_intervals(tmp_path):
+    html = render_report(make_w2s_run(tmp_path).path).read_text()
+    assert re.search(r"(\d) of (\d) PGR intervals exclude 0; .* about 0\.\d times by chance", html)
+    outcomes = [_Outcome("fact", s, {"weak": 0.60 + 0.01 * s, "ceiling": 0.80, "naive": 0.66}) for s in range(2)]
+    scores, _ = summarize(outcomes, min_gap=0.02)
+    assert all(s.ci_low is None and s.ci_high is None for s in scores)  # two seeds: no interval anywhere
+    run = Run.open(tmp_path, "two-seeds", Cfg())
+    write_jsonl(run.records_path("generalize"), scores)
+    run.mark_done("generalize", {"table": [], "notes": []})
+    row = re.search(r"<tr><td>fact</td>.*?</tr>", render_report(run.path).read_text()).group(0)
+    assert "(2 seeds: no interval)" in row and "[" not in row
+
+
 def test_undefined_pgr_is_a_warning_not_a_number(tmp_path):
     html = render_report(make_w2s_run(tmp_path).path).read_text()
     assert "PGR not reported" in html and "below min_gap" in html

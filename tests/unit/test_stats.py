@@ -8,6 +8,7 @@ from superalign.stats import (
     Interval,
     auroc,
     bootstrap_ci,
+    bootstrap_of_means,
     expected_calibration_error,
     mean_ci_over_seeds,
     paired_bootstrap_diff,
@@ -79,6 +80,25 @@ def test_mean_ci_over_seeds():
     assert ci.low == pytest.approx(2.0 - half, abs=1e-3) and ci.high == pytest.approx(2.0 + half, abs=1e-3)
     one = mean_ci_over_seeds([0.5])
     assert one.value == 0.5 and math.isnan(one.low) and not one.excludes_zero
+    two = mean_ci_over_seeds([0.2, 0.9])  # a t-interval would be 0.55 [−3.9, 5.0]: not informative
+    assert two.value == 0.55 and math.isnan(two.low) and math.isnan(two.high)
+
+
+def test_bootstrap_of_means_keeps_rates_in_range_and_takes_the_statistic_of_means():
+    acc = [0.98, 0.99, 1.0, 0.97, 1.0]  # a t-interval would reach past 1
+    ci = bootstrap_of_means([acc])
+    assert ci.value == pytest.approx(np.mean(acc)) and 0.0 <= ci.low <= ci.value <= ci.high <= 1.0
+    # PGR of the means, not the mean of per-seed PGRs: seed 2's tiny gap (0.01) gives a per-seed PGR of −5
+    weak, student, ceiling = [0.50, 0.60, 0.55], [0.55, 0.55, 0.57], [0.60, 0.61, 0.65]
+    of_means = bootstrap_of_means([weak, student, ceiling], lambda w, s, c: (s - w) / (c - w))
+    assert of_means.value == pytest.approx((0.5567 - 0.55) / (0.62 - 0.55), abs=1e-3)
+    per_seed = np.mean([(s - w) / (c - w) for w, s, c in zip(weak, student, ceiling)])
+    assert per_seed < -1 and of_means.value > 0
+    assert of_means.low <= of_means.value <= of_means.high
+    # resamples keep seeds paired: identical columns give a difference of exactly 0 in every resample
+    same = bootstrap_of_means([acc, acc], lambda a, b: a - b)
+    assert same.low == same.high == 0.0
+    assert math.isnan(bootstrap_of_means([[0.1, 0.2]]).low)  # two seeds: no interval
 
 
 def _auroc_brute_force(labels, scores):

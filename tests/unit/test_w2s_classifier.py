@@ -68,6 +68,45 @@ def test_early_stopping_restores_the_best_epoch():
     assert w.item() == history[-1]  # the weights of epoch 2, not of the last epoch
 
 
+def test_early_stopping_waits_for_the_confidence_warm_up():
+    """The best validation loss falls in the warm-up (α still ramping): that epoch may not be kept."""
+    w = torch.nn.Parameter(torch.zeros(1))
+    val_losses = iter([0.1, 0.5, 0.6, 0.4, 0.7, 0.8, 0.9, 0.9, 0.9, 0.9])
+
+    class Scripted(Objective):
+        def validation_loss(self, logits, t):
+            return next(val_losses)
+
+    report = fit_loop([{"params": [w], "lr": 0.1}], lambda idx, train: w.expand(len(idx)), 20, torch.full((20,), 1.0),
+                      Scripted("confidence", alpha_max=0.5, warmup_frac=0.3),
+                      TrainSettings(epochs=10, patience=2, batch_size=4, val_fraction=0.5), 0,
+                      lambda: {"w": w.detach().clone()}, lambda s: w.data.copy_(s["w"]))
+    # epochs 1-2 end before 30% of training; epoch 4 is the best after it, and patience counts from there
+    assert report.best_epoch == 4 and report.epochs == 6
+    assert report.alpha[0] < 0.5 and report.kept_alpha == 0.5
+
+
+def test_confidence_loss_reaches_its_weight_in_a_real_fit(monkeypatch):
+    """A probe trained on noisy weak labels: every α the loss is called with is recorded; α must reach α_max
+    during training and the kept epoch must have been trained at it (catches a weight frozen at 0)."""
+    from superalign.weak_to_strong import classifier
+
+    seen = []
+    real = classifier.confidence_loss
+    monkeypatch.setattr(classifier, "confidence_loss", lambda z, q, a: seen.append(a) or real(z, q, a))
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(200, 8, generator=g)
+    noisy = ((x[:, 0] + 1.5 * torch.randn(200, generator=g)) > 0).float()  # weak labels: 25-30% wrong
+    soft = (0.25 + 0.5 * noisy).numpy()
+    ex = _examples(200)
+    feats = {e.id: x[i] for i, e in enumerate(ex)}
+    clf = ProbeClassifier(lambda es: torch.stack([feats[e.id] for e in es]), False,
+                          TrainSettings(lr=0.05, epochs=40, patience=3))
+    report = clf.fit(ex, soft, Objective("confidence", alpha_max=0.5, warmup_frac=0.2), seed=0)
+    assert seen and seen[0] < 0.05 and max(seen) == 0.5
+    assert report.kept_alpha == 0.5 and report.best_epoch >= 8  # 20% of 40 epochs
+
+
 def _toy_text_task():
     texts = [("the answer is yes " * 2, 1.0), ("the answer is no " * 2, 0.0)] * 12
     ex = [Example(f"e{i}", (t,), f"g{i}") for i, (t, _) in enumerate(texts)]

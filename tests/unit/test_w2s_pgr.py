@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import math
 
 import numpy as np
@@ -51,13 +53,19 @@ def test_undefined_when_the_gap_interval_includes_zero():
     assert problem and "includes 0" in problem
 
 
-def test_defined_pgr_is_the_mean_of_per_seed_pgr_with_a_t_interval():
+def test_defined_pgr_is_the_pgr_of_mean_scores_with_a_bootstrap_over_seeds():
     weak, ceiling, student = [0.6, 0.62, 0.58], [0.8, 0.82, 0.79], [0.7, 0.7, 0.7]
     s = pgr_summary("confidence", "accuracy", weak, ceiling, student, min_gap=0.02)
     per_seed = [(st - w) / (c - w) for w, c, st in zip(weak, ceiling, student)]
-    assert s.defined and s.per_seed == pytest.approx(per_seed)
-    assert s.interval.value == pytest.approx(np.mean(per_seed))
+    assert s.defined and s.per_seed == pytest.approx(per_seed)  # each seed's own PGR stays in the record
+    assert s.interval.value == pytest.approx((0.7 - 0.6) / (0.80333 - 0.6), abs=1e-4)  # of the means
+    assert s.interval.value != pytest.approx(np.mean(per_seed), abs=1e-4)
     assert s.interval.low < s.interval.value < s.interval.high and s.interval.n == 3
+    # the bootstrap resamples whole seeds: its bounds are PGRs of means over some multiset of the seeds
+    w, c, st = map(np.array, (weak, ceiling, student))
+    combos = [(st[list(i)].mean() - w[list(i)].mean()) / (c[list(i)].mean() - w[list(i)].mean())
+              for i in itertools.product(range(3), repeat=3)]
+    assert min(combos) - 1e-9 <= s.interval.low and s.interval.high <= max(combos) + 1e-9
 
 
 def _outcome(seed: int, weak: float, ceiling: float, naive: float, task: str = "fact") -> SeedOutcome:

@@ -277,17 +277,35 @@ def overoptimization_view(points: list[OptimizationPoint], metrics: list[Metric]
 
 def _paired_verdict(diffs: list[float], what: str) -> str:
     """'helped' / 'hurt' / 'no significant difference' from per-seed differences (t-interval over seeds)."""
-    from superalign.stats import mean_ci_over_seeds
+    from superalign.stats import MIN_SEEDS, mean_ci_over_seeds
 
-    if len(diffs) < 2:
-        return f"{what}: {fmt(diffs[0]) if diffs else '—'} (one seed: no interval, no claim)"
+    if len(diffs) < MIN_SEEDS:
+        shown = f"{'+' if diffs and diffs[0] > 0 else ''}{fmt(float(np.mean(diffs)))}" if diffs else "—"
+        return f"{what}: {shown} ({len(diffs)} seed{'s' if len(diffs) != 1 else ''}: no interval, no claim)"
     ci = mean_ci_over_seeds(diffs)
     verdict = "helped" if ci.low > 0 else "hurt" if ci.high < 0 else "no significant difference"
     return f"{what}: {'+' if ci.value > 0 else ''}{fmt(ci.value)} {fmt_interval(ci.low, ci.high)} — {verdict}"
 
 
 def _cell(s: W2SScore | None) -> str | None:
-    return None if s is None else fmt_value(s.value, s.ci_low, s.ci_high)
+    from superalign.stats import MIN_SEEDS
+
+    if s is None:
+        return None
+    if len(s.seeds) < MIN_SEEDS:  # an interval from one or two seeds informs nothing: say so, print none
+        return f"{fmt(s.value)} ({len(s.seeds)} seed{'s' if len(s.seeds) != 1 else ''}: no interval)"
+    return fmt_value(s.value, s.ci_low, s.ci_high)
+
+
+def _beyond_chance(pgrs: list[W2SScore]) -> str | None:
+    """How many PGR intervals exclude 0, against the 5% that would with no effect anywhere."""
+    judged = [s for s in pgrs if s.ci_low is not None and s.ci_high is not None]
+    if not judged:
+        return None
+    hits = sum(1 for s in judged if s.ci_low > 0 or s.ci_high < 0)
+    return (f"{hits} of {len(judged)} PGR intervals exclude 0; with no effect anywhere, 95% intervals would "
+            f"exclude it about {0.05 * len(judged):.1f} times by chance (the intervals share seeds, so this "
+            "is a guide, not a test).")
 
 
 def generalize_view(scores: list[W2SScore]) -> dict | None:
@@ -314,11 +332,9 @@ def generalize_view(scores: list[W2SScore]) -> dict | None:
             base = get("score", "naive")
             if method == "naive" or base is None or student is None:
                 continue
+            # (a PGR difference has the accuracy difference's sign over one shared gap: not shown twice)
             text = _paired_verdict([a - b for a, b in zip(student.per_seed, base.per_seed)],
                                    f"{method} − naive test accuracy")
-            p_m, p_n = get("pgr", method), get("pgr", "naive")
-            if p_m is not None and p_n is not None:
-                text += "; " + _paired_verdict([a - b for a, b in zip(p_m.per_seed, p_n.per_seed)], "PGR difference")
             verdicts.append({"task": task, "pair": pair, "text": text})
         if weak is not None:
             for role in ["ceiling", *methods]:
@@ -338,7 +354,7 @@ def generalize_view(scores: list[W2SScore]) -> dict | None:
         figures.append(_figure(svg, "0: the student only matches its weak supervisor; 1: it matches the strong ceiling."))
     n_seeds = max(len(s.seeds) for s in scores)
     return {"rows": rows, "warnings": warnings, "cautions": cautions, "verdicts": verdicts, "figures": figures,
-            "n_seeds": n_seeds, "no_pgr": "No PGR could be reported: every gap was too small or not established."
+            "n_seeds": n_seeds, "chance": _beyond_chance([s for s in scores if s.kind == "pgr"]), "no_pgr": "No PGR could be reported: every gap was too small or not established."
             if not bars else None}
 
 

@@ -4,8 +4,9 @@ For each task and (weak, strong) pair, over several seeds: a weak supervisor tra
 labels the strong student's half with soft labels; the strong student learns from them - naively,
 with the auxiliary confidence loss, or by bootstrapping through intermediate models - and is compared
 with the weak supervisor and with the strong ceiling trained on ground truth. The headline number is
-the performance gap recovered, PGR = (student − weak) / (ceiling − weak), on accuracy and AUROC, with
-a t-interval over seeds, or "undefined" with the reason when the gap cannot carry it.
+the performance gap recovered, PGR = (student − weak) / (ceiling − weak), on accuracy and AUROC, of the
+mean scores over seeds with a bootstrap interval over seeds, or "undefined" with the reason when the gap
+cannot carry it.
 
 Models are named by spec strings ``NAME[:MODE][@LAYER]``: ``minilm-l6`` (a linear probe on frozen
 features, the fast mode), ``tiny-llama-2m:full`` (full fine-tuning), ``smollm2-135m-instruct:lora``,
@@ -417,7 +418,8 @@ def seed_record(o) -> W2SSeed:
     return W2SSeed(task=o.task, weak=o.weak, strong=o.strong, seed=o.seed, half_sizes=list(o.n_half),
                    weak_label_accuracy=o.weak_label_accuracy,
                    scores={r: {k: float(getattr(t.scores, k)) for k in ("accuracy", "auroc")} for r, t in o.models.items()},
-                   epochs={r: [t.report.epochs, t.report.best_epoch] for r, t in o.models.items()})
+                   epochs={r: [t.report.epochs, t.report.best_epoch] for r, t in o.models.items()},
+                   kept_alpha={r: t.report.kept_alpha for r, t in o.models.items() if t.report.kept_alpha is not None})
 
 
 __all__ = ["Config", "ConfidenceConfig", "DatasetConfig", "METHODS", "ModelSpec", "Result", "STAGE", "TrainSettings",

@@ -46,10 +46,18 @@ class Objective:
     alpha_max: float = 0.75
     warmup_frac: float = 0.2
 
+    def alpha(self, step_frac: float) -> float | None:
+        """The confidence term's weight α at ``step_frac`` of training (None for plain cross-entropy)."""
+        return None if self.kind == "ce" else alpha_schedule(step_frac, self.alpha_max, self.warmup_frac)
+
+    def warmed_up(self, step_frac: float) -> bool:
+        """Whether α has reached α_max: before that, early stopping may not keep (or give up on) an epoch."""
+        return self.kind == "ce" or step_frac >= self.warmup_frac
+
     def loss(self, logits: torch.Tensor, targets: torch.Tensor, step_frac: float) -> torch.Tensor:
         if self.kind == "ce":
             return soft_cross_entropy(logits, targets)
-        return confidence_loss(logits, targets, alpha_schedule(step_frac, self.alpha_max, self.warmup_frac))
+        return confidence_loss(logits, targets, self.alpha(step_frac))
 
     def validation_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> float:
         """The objective at the end of training (α = α_max), on the whole validation set."""
@@ -58,12 +66,19 @@ class Objective:
 
 @dataclass
 class FitReport:
-    """How a fit went: epochs run, the epoch whose weights were kept, and the loss curves."""
+    """How a fit went: epochs run, the epoch whose weights were kept, the loss curves and (confidence loss)
+    the weight α at the end of each epoch."""
 
     epochs: int = 0
     best_epoch: int = 0
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
+    alpha: list[float] = field(default_factory=list)  # α of each epoch's last step; empty for cross-entropy
+
+    @property
+    def kept_alpha(self) -> float | None:
+        """α at the end of the kept epoch: the weight the kept weights were trained at (None without α)."""
+        return self.alpha[self.best_epoch - 1] if self.alpha and self.best_epoch else None
 
 
 def _holdout(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -80,7 +95,10 @@ def fit_loop(params: list[dict], forward: Callable[[list[int], bool], torch.Tens
 
     ``forward(indices, train) -> logits [len(indices)]``; ``penalty()`` (e.g. an L2 term) is added to each
     training step's loss, not to the validation loss. Keeps the weights of the epoch with the lowest
-    validation loss (or the last epoch when nothing is held out).
+    validation loss (or the last epoch when nothing is held out) among the epochs that end after the
+    objective's warm-up: a confidence loss whose α is still ramping is not the objective asked for, so
+    those epochs are neither kept nor counted towards patience (early stopping once kept an epoch at
+    α = 0.17 of 0.5).
     """
     train_idx, val_idx = _holdout(n, settings.val_fraction, seed)
     optimizer = torch.optim.Adam(params)
@@ -110,11 +128,16 @@ def fit_loop(params: list[dict], forward: Callable[[list[int], bool], torch.Tens
             losses.append(loss.item())
         report.epochs = epoch + 1
         report.train_loss.append(float(np.mean(losses)) if losses else math.nan)
+        frac = step / max(1, total)
+        if objective.alpha(frac) is not None:
+            report.alpha.append(objective.alpha(frac))
         if not val_idx:
             continue
         with torch.no_grad():
             val = objective.validation_loss(forward(val_idx, False), targets[val_idx])
         report.val_loss.append(val)
+        if not objective.warmed_up(frac):
+            continue
         if val < best_loss - 1e-6:
             best_loss, best, stale, report.best_epoch = val, get_state(), 0, epoch + 1
         else:

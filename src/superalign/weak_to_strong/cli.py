@@ -70,10 +70,10 @@ def rich_pgr_table(rows: list[dict]):
         if not v:
             return "undefined"
         value, low, high = v
-        return f"{value:.2f} [{low:.2f},{high:.2f}]" if low is not None else f"{value:.2f}"
+        return f"{value:.2f} [{low:.2f},{high:.2f}]" if low is not None else f"{value:.2f} (no interval)"
 
     pairs = list(dict.fromkeys(r["pair"] for r in rows))
-    title = "weak-to-strong: test accuracy (mean over seeds), PGR [95% interval over seeds]"
+    title = "weak-to-strong: test accuracy (mean over seeds), PGR of the means [95% bootstrap over seeds]"
     if len(pairs) == 1:  # one pair: in the title, so that the numbers fit a terminal
         title += f"\n{pairs[0]}"
     table = Table(title=title)

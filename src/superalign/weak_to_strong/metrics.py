@@ -1,8 +1,14 @@
 """From seeds to the numbers a reviewer would trust: means over seeds, PGR with intervals, and when not to.
 
-PGR = (student − weak) / (ceiling − weak) (Burns et al. 2023, §3), on test accuracy and on AUROC.
-It is computed per seed and summarized by its mean with a t-interval over seeds. PGR is reported as
-*undefined* - with the reason, never as a number - when the ceiling–weak gap cannot carry it:
+PGR = (student − weak) / (ceiling − weak) (Burns et al. 2023, §3), on test accuracy and on AUROC,
+computed on the **mean scores over seeds**, with a percentile bootstrap that resamples whole seeds (the
+three scores of a seed stay together). The mean of per-seed ratios is not used: one seed whose gap is
+0.02 can move it by a whole unit. Each seed's own PGR is kept in the records (``per_seed``).
+
+Scores, agreements and weak-label accuracies are rates: their interval over seeds is the same bootstrap
+of the mean, which stays in [0, 1]; gaps take a t-interval. Below :data:`~superalign.stats.MIN_SEEDS`
+seeds no interval is given. PGR is reported as *undefined* - with the reason, never as a number - when the
+ceiling–weak gap cannot carry it:
 
 - the weak model is as good as or better than the strong ceiling (mean gap ≤ 0);
 - the mean gap is below ``min_gap`` (default 0.02): a ratio over a tiny denominator is noise;
@@ -17,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from superalign.records import Metric, W2SScore
-from superalign.stats import Interval, mean_ci_over_seeds, pgr
+from superalign.stats import MIN_SEEDS, Interval, bootstrap_of_means, mean_ci_over_seeds, pgr
 
 STAGE = "generalize"
 METRICS = ("accuracy", "auroc")
@@ -29,7 +35,7 @@ class PGRSummary:
 
     method: str
     metric: str
-    interval: Interval | None  # mean over seeds with its t-interval; None when undefined
+    interval: Interval | None  # PGR of the mean scores, bootstrap over seeds; None when undefined
     per_seed: list[float] = field(default_factory=list)
     reason: str | None = None  # why PGR is undefined
 
@@ -53,7 +59,7 @@ def gap_problem(gaps: list[float], min_gap: float) -> str | None:
         return (f"the gap is not positive in every seed (per seed: {', '.join(f'{x:+.3f}' for x in g)}): "
                 "per-seed PGR would change sign")
     ci = mean_ci_over_seeds(g)
-    if g.size > 1 and not ci.low > 0:
+    if g.size >= MIN_SEEDS and not ci.low > 0:
         return f"the gap's 95% interval over seeds [{ci.low:.3f}, {ci.high:.3f}] includes 0"
     return None
 
@@ -73,7 +79,17 @@ def pgr_summary(method: str, metric: str, weak: list[float], ceiling: list[float
     if problem:
         return PGRSummary(method, metric, None, reason=problem)
     per_seed = [pgr(w, s, c) for w, s, c in zip(weak, student, ceiling)]
-    return PGRSummary(method, metric, mean_ci_over_seeds(per_seed), per_seed)
+    return PGRSummary(method, metric, bootstrap_of_means([weak, student, ceiling], pgr_of_means), per_seed)
+
+
+def pgr_of_means(weak, student, ceiling):
+    """PGR of mean scores; vectorized over bootstrap resamples (arrays in, array out)."""
+    return (student - weak) / (ceiling - weak)
+
+
+def rate_interval(values: list[float]) -> Interval:
+    """Mean of a rate over seeds with a bootstrap-over-seeds interval (inside [0, 1])."""
+    return bootstrap_of_means([values])
 
 
 def _score(name: str, ci: Interval, **fields) -> W2SScore:
@@ -113,7 +129,7 @@ def summarize(outcomes: list, min_gap: float) -> tuple[list[W2SScore], list[str]
                 warnings.append(f"{task} ({model}): {metric} is undefined on this test set (one class?)")
                 continue
             for role in roles:
-                ci = mean_ci_over_seeds(values[role])
+                ci = rate_interval(values[role])
                 chance = None
                 if role == "weak" and metric == "auroc" and near_chance(ci):
                     chance = (f"the weak supervisor is near chance (AUROC {ci.value:.3f}, 95% interval "
@@ -135,10 +151,10 @@ def summarize(outcomes: list, min_gap: float) -> tuple[list[W2SScore], list[str]
                                      metric=metric, per_seed=s.per_seed, **common))
         agreement = {m: [o.student_weak_agreement[m] for o in seeds] for m in methods}
         for method, vals in agreement.items():
-            scores.append(_score(f"{task}.{method}.weak_agreement", mean_ci_over_seeds(vals), kind="agreement",
+            scores.append(_score(f"{task}.{method}.weak_agreement", rate_interval(vals), kind="agreement",
                                  role=method, per_seed=vals, **common))
         labels_acc = [o.weak_label_accuracy for o in seeds]
-        scores.append(_score(f"{task}.weak_labels.accuracy", mean_ci_over_seeds(labels_acc), kind="weak_labels",
+        scores.append(_score(f"{task}.weak_labels.accuracy", rate_interval(labels_acc), kind="weak_labels",
                              per_seed=labels_acc, **common))
     return scores, warnings
 
