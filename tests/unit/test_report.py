@@ -127,6 +127,9 @@ def test_train_stage_sections_show_policies_and_overoptimization(tmp_path):
         Metric(stage="train", name="start.gold", value=0.40, ci_low=0.35, ci_high=0.45, n=30),
         Metric(stage="train", name="dpo.gold", value=0.52, ci_low=0.46, ci_high=0.58, n=30),
         Metric(stage="train", name="dpo.gold_gain", value=0.12, ci_low=0.05, ci_high=0.19, n=30, meta={"rate": False}),
+        Metric(stage="train", name="dpo.labels", value=1012.0, meta={"up_front": 1012, "during_training": 0}),
+        Metric(stage="train", name="online_dpo.gold", value=0.55, n=30),
+        Metric(stage="train", name="online_dpo.labels", value=3316.0, meta={"up_front": 1012, "during_training": 2304}),
         Metric(stage="train", name="overopt.best_of_n.r2", value=0.93,
                meta={"form": "best_of_n", "alpha": 0.2, "beta": 0.05, "r2": 0.93, "d_peak": 2.0, "gold0": 0.4,
                      "peak": {"step": 8, "d": 1.3, "overoptimized": True}}),
@@ -135,10 +138,18 @@ def test_train_stage_sections_show_policies_and_overoptimization(tmp_path):
                                 gold_ci_high=g + 0.05)
               for n, kl, g, p in [(1, 0.0, 0.40, 0.1), (2, 0.19, 0.45, 0.3), (4, 0.64, 0.48, 0.5), (8, 1.2, 0.47, 0.7)]]
     write_jsonl(run.records_path("train"), points)
+    run.mark_done("train", {"model": "m", "evaluator_reads": [
+        {"purpose": "training: online_dpo", "caller": "superalign.rlhf.feedback:collect_preferences", "calls": 4608},
+        {"purpose": "report: evaluation of dpo", "caller": "superalign.evaluation:score_responses", "calls": 120}]})
     html = render_report(run.path).read_text()
     assert "Policies: before and after" in html and "gold gain over the starting policy" in html
     row = re.search(r"<tr><td>dpo</td>.*?</tr>", html).group(0)  # the policy table: one row per policy
     assert '0.520<span class="ci">[0.460, 0.580]</span>' in row and '0.120<span class="ci">[0.050, 0.190]' in row
+    assert row.endswith('<td class="num wrap">1,012</td></tr>')  # labels used, beside the gain
+    online = re.search(r"<tr><td>online_dpo</td>.*?</tr>", html).group(0)
+    assert "1,012 + 2,304 asked while training" in online
+    assert "Who read the gold evaluator (4728 reads this run)" in html
+    assert "<code>superalign.rlhf.feedback:collect_preferences</code></td><td class=num>4608" in html
     assert "Over-optimization" in html and "gold falls while the proxy keeps rising" in html
     assert html.count("<svg") >= 4  # rate bars, two policy charts, the over-optimization figure
 

@@ -108,3 +108,33 @@ def test_an_interrupted_stage_resumes_and_force_starts_it_over(tmp_path, monkeyp
         pipeline.run_pipeline(config, root=tmp_path, force=force, log=lambda line: None)
     # the rerun found the interrupted attempt's step, the next reused the finished stage, --force began empty
     assert found == [[], ["dpo.json"], []]
+
+
+def test_label_counts_and_the_evaluator_read_audit(tmp_path, monkeypatch):
+    """Each method's labels: the up-front comparisons plus, for online DPO judged by the labeler, every comparison
+    it asked while training (counted at the labeler itself); every gold read is audited by purpose and caller."""
+    from superalign.world.labelers import SimulatedLabeler
+
+    config = load_config("smoke", overrides=["train.methods=[dpo,online_dpo]", "train.online_dpo.judge=labeler",
+                                             "train.online_dpo.rounds=2"]).train
+    calls = []
+    real = SimulatedLabeler.prefer
+    monkeypatch.setattr(SimulatedLabeler, "prefer", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    result = rlhf.run(config, RunContext(cache_dir=tmp_path))
+    labels = {m.name: m for m in result.metrics if m.name.endswith(".labels")}
+    up_front = len(result.preferences)
+    assert labels["dpo.labels"].meta["up_front"] == up_front and labels["dpo.labels"].meta["during_training"] == 0
+    asked = labels["online_dpo.labels"].meta["during_training"]
+    assert asked > 0 and up_front + asked == len(calls) == labels["online_dpo.labels"].value
+    reads = {}
+    for r in result.evaluator_reads:
+        reads[r["purpose"]] = reads.get(r["purpose"], 0) + r["calls"]
+    assert reads["training: online_dpo"] == 2 * asked and "training: dpo" not in reads  # labeler: gold of both replies
+    assert reads["feedback: the simulated labeler's up-front comparisons"] == 2 * up_front
+    assert reads["report: evaluation of dpo"] > 0 and "undeclared" not in reads
+    assert {r["caller"] for r in result.evaluator_reads if r["purpose"].startswith("report: evaluation")} == \
+        {"superalign.evaluation:score_responses"}
+    again = rlhf.run(config, RunContext(cache_dir=tmp_path))  # from the cache: same counts, nothing read for training
+    assert {m.name: m.value for m in again.metrics if m.name.endswith(".labels")} == \
+        {k: m.value for k, m in labels.items()}
+    assert not any(r["purpose"].startswith("training") for r in again.evaluator_reads)

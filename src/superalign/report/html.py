@@ -233,8 +233,22 @@ def policy_table(metrics: list[Metric]) -> dict | None:
         for suffix in POLICY_COLUMNS:
             m = by_name.get(f"{policy}.{suffix}")
             cells.append((fmt(m.value), fmt_interval(m.ci_low, m.ci_high)) if m else ("—", ""))
-        rows.append({"policy": policy, "n": by_name[f"{policy}.gold"].n, "cells": cells})
+        labels = by_name.get(f"{policy}.labels")
+        rows.append({"policy": policy, "n": by_name[f"{policy}.gold"].n, "cells": cells,
+                     "labels": _labels_text(labels.meta) if labels else "—"})
     return {"headers": list(POLICY_COLUMNS.values()), "rows": rows}
+
+
+def _labels_text(meta: dict) -> str:
+    """'1,012' or '1,012 + 2,304 asked while training': the comparisons a policy depends on."""
+    up, asked = int(meta.get("up_front", 0)), int(meta.get("during_training", 0))
+    return f"{up:,}" + (f" + {asked:,} asked while training" if asked else "")
+
+
+def evaluator_reads(info: dict | None) -> list[dict]:
+    """The gold evaluator's read-audit of a stage (who read the truth, for what, how often), when it has one."""
+    results = (info or {}).get("results") or {}
+    return [r for r in results.get("evaluator_reads") or [] if isinstance(r, dict)]
 
 
 def peak_text(peak: dict) -> str:
@@ -370,6 +384,7 @@ def stage_view(st: StageData) -> dict[str, Any]:
         "evaluations": evaluation_rows(st.evaluations), "instruction_charts": instruction_charts(st.evaluations),
         "examples": example_groups(st.evaluations),
         "policies": policy_figures(st.metrics), "policy_table": policy_table(st.metrics),
+        "evaluator_reads": evaluator_reads(st.info),
         "overoptimization": overoptimization_view(st.points, st.metrics),
         "reward_model": metrics_view([m for m in st.metrics if m.name.startswith("reward_model.")]),
         "preferences": preference_rows(st.preferences), "preference_examples": st.preferences[:EXAMPLES_PER_GROUP],

@@ -44,12 +44,16 @@ class Result(BaseModel):
     preferences: list[Preference]
     points: list[OptimizationPoint]
     notes: list[str] = Field(default_factory=list)  # e.g. a method that diverged
+    # The gold evaluator's read-audit of this run: {"purpose", "caller", "calls"} rows (steps reused from the
+    # cache read nothing now, so they do not appear).
+    evaluator_reads: list[dict] = Field(default_factory=list)
 
     def records(self) -> list:
         return [*self.preferences, *self.evaluations, *self.points]
 
     def summary(self) -> dict:
-        return {"model": self.model, "metrics": {m.name: m.value for m in self.metrics}, "notes": self.notes}
+        return {"model": self.model, "metrics": {m.name: m.value for m in self.metrics}, "notes": self.notes,
+                "evaluator_reads": self.evaluator_reads}
 
 
 # --- data --------------------------------------------------------------------------------------------
@@ -217,7 +221,8 @@ def _fit_metrics(method: str, points: list[OptimizationPoint], model: str) -> li
 
 # --- the stage ----------------------------------------------------------------------------------------
 
-Outcome = tuple[list[Evaluation], list[OptimizationPoint], str | None]  # a method's answers, curve, and note
+# A method's answers, curve, note, and the labeler comparisons it asked for while training (online DPO's judge)
+Outcome = tuple[list[Evaluation], list[OptimizationPoint], str | None, int]
 
 
 def _reward_model(splits, config: Config, ctx: RunContext, directory: Path | None):
@@ -283,18 +288,30 @@ def _best_of_n(base, rm, tasks: dict, evaluator, config: Config, progress: Progr
     return evals, points
 
 
-def _labeler_pick(config: Config, tasks: list, evaluator):
-    """Online DPO's labeler judge: the simulated labeler compares a round's replies, best vs worst per prompt."""
+def _labeler_pick(config: Config, tasks: list, evaluator, asked: list[int]):
+    """Online DPO's labeler judge: the simulated labeler compares a round's replies, best vs worst per prompt.
+
+    Each comparison is a query to the simulated human (gold through noise): their number is appended to
+    ``asked``, so the report can show how many labels the method used beside its gain.
+    """
     from superalign.rlhf.feedback import best_vs_worst, collect_preferences
     from superalign.world.labelers import SimulatedLabeler
 
     labeler = SimulatedLabeler(config.feedback.labeler.to_config(), evaluator)
-    return lambda indices, replies: best_vs_worst(collect_preferences([tasks[i] for i in indices], replies, labeler))
+
+    def pick(indices, replies):
+        prefs = collect_preferences([tasks[i] for i in indices], replies, labeler)
+        asked.append(len(prefs))
+        return best_vs_worst(prefs)
+
+    return pick
 
 
 def _train_method(method: str, config: Config, rm, data: dict, tasks: dict, evaluator, ctx: RunContext,
                   out_dir: Path | None):
-    """Train a fresh copy of the starting policy with one method; returns (policy, TrainResult, points, note)."""
+    """Train a fresh copy of the starting policy with one method.
+
+    Returns (policy, TrainResult, points, note, labeler comparisons asked while training)."""
     from superalign.rlhf import dpo, online_dpo, ppo, rloo, sft
     from superalign.rlhf.common import TrainingDiverged, make_trainable
 
@@ -311,13 +328,14 @@ def _train_method(method: str, config: Config, rm, data: dict, tasks: dict, eval
     online = method in ONLINE
 
     def hook(step: int, lm) -> None:
-        points.append(_curve_point(method, step, lm, rm, tasks["curve"], evaluator, config))
+        with evaluator.reading(f"report: over-optimization curve of {method}"):  # the experimenter's, not the method's
+            points.append(_curve_point(method, step, lm, rm, tasks["curve"], evaluator, config))
 
     common = dict(progress=progress, eval_hook=hook if online else None,
                   eval_every=config.eval.eval_every if online else 0,
                   out_dir=out_dir)
     prompts = [t.messages for t in tasks["train"]]
-    note = None
+    note, asked = None, []
     try:
         if method == "sft":
             result = sft.train_sft(policy, data["demonstrations"], method_config, **common)
@@ -328,11 +346,11 @@ def _train_method(method: str, config: Config, rm, data: dict, tasks: dict, eval
         elif method == "rloo":
             result = rloo.train_rloo(policy, prompts, rm, method_config, **common)
         else:
-            pick = _labeler_pick(config, tasks["train"], evaluator) if method_config.judge == "labeler" else None
+            pick = _labeler_pick(config, tasks["train"], evaluator, asked) if method_config.judge == "labeler" else None
             result = online_dpo.train_online_dpo(policy, prompts, rm, method_config, pick=pick, **common)
     except TrainingDiverged as err:  # the policy holds its last good state: evaluate that, and say so
         result, note = getattr(err, "result", None), f"{method}: {err}"
-    return policy, result, points, note
+    return policy, result, points, note, sum(asked)
 
 
 def step_keys(config: Config, ctx: RunContext) -> dict[str, dict]:
@@ -374,19 +392,24 @@ def run(config: Config, ctx: RunContext | None = None) -> Result:
     evaluator = world.evaluator()
     tasks = split_tasks(world, config.heldout_types, config)
     base = ctx.load(config.model, train=True)  # fp32 like the trained policies: gains are paired in one dtype
-    prefs, fb_responses = ctx.step("feedback", keys["feedback"],
-                                   lambda: collect_feedback(config, base, tasks["train"], evaluator, progress),
-                                   tuple[list[Preference], list[list[str]]])
+    with evaluator.reading("feedback: the simulated labeler's up-front comparisons"):
+        prefs, fb_responses = ctx.step("feedback", keys["feedback"],
+                                       lambda: collect_feedback(config, base, tasks["train"], evaluator, progress),
+                                       tuple[list[Preference], list[list[str]]])
     fb_tasks = tasks["train"][: len(fb_responses)]
     splits = split_by_prompt(prefs, seed=config.seed)
     rm = _reward_model(splits, config, ctx, ctx.step_path("reward_model", keys["reward_model"]))
-    metrics = _reward_model_metrics(rm, splits, fb_tasks, fb_responses, evaluator, config, base.name)
+    with evaluator.reading("report: reward model's agreement with gold"):
+        metrics = _reward_model_metrics(rm, splits, fb_tasks, fb_responses, evaluator, config, base.name)
     if not config.methods:
-        return Result(model=base.name, metrics=metrics, evaluations=[], preferences=prefs, points=[])
+        return Result(model=base.name, metrics=metrics, evaluations=[], preferences=prefs, points=[],
+                      evaluator_reads=evaluator.audit())
     ev = dict(heldout_types=config.heldout_types, model=base.name, n_boot=config.eval.n_boot, seed=config.seed)
 
-    start = ctx.step("start", keys["start"],
-                     lambda: _evaluate(base, tasks, evaluator, config, f"{base.name}+start", progress), list[Evaluation])
+    with evaluator.reading("report: evaluation of start"):
+        start = ctx.step("start", keys["start"],
+                         lambda: _evaluate(base, tasks, evaluator, config, f"{base.name}+start", progress),
+                         list[Evaluation])
     metrics += policy_metrics("start", start, start, **ev) + [_proxy_metric("start", rm, start, base.name, config)]
     evaluations, points, notes = list(start), [], []
     data = {"preferences": splits.train}
@@ -395,22 +418,37 @@ def run(config: Config, ctx: RunContext | None = None) -> Result:
 
     def outcome(method: str) -> Outcome:
         if method == "best_of_n":
-            return *_best_of_n(base, rm, tasks, evaluator, config, progress), None
-        policy, _, method_points, note = _train_method(method, config, rm, data, tasks, evaluator, ctx,
-                                                       ctx.step_path(method, keys[method]))
-        return _evaluate(policy, tasks, evaluator, config, f"{base.name}+{method}", progress), method_points, note
+            with evaluator.reading("report: evaluation of best_of_n (gold of every sample, for its curve)"):
+                return *_best_of_n(base, rm, tasks, evaluator, config, progress), None, 0
+        with evaluator.reading(f"training: {method}"):  # online DPO's labeler judge asks here
+            policy, _, method_points, note, asked = _train_method(method, config, rm, data, tasks, evaluator, ctx,
+                                                                  ctx.step_path(method, keys[method]))
+        with evaluator.reading(f"report: evaluation of {method}"):
+            return (_evaluate(policy, tasks, evaluator, config, f"{base.name}+{method}", progress), method_points,
+                    note, asked)
 
     for method in config.methods:
-        evals, method_points, note = ctx.step(method, keys[method], partial(outcome, method), Outcome)
+        evals, method_points, note, asked = ctx.step(method, keys[method], partial(outcome, method), Outcome)
         notes += [note] if note else []
         # best-of-n leaves the model untouched, so its fact answers are the start's: no tax by construction.
         scored = evals + [e for e in start if e.kind == "fact"] if method == "best_of_n" else evals
         metrics += policy_metrics(method, scored, start, **ev) + [_proxy_metric(method, rm, evals, base.name, config)]
+        metrics.append(_labels_metric(method, len(prefs), asked, config, base.name))
         metrics += _fit_metrics(method, method_points, base.name)
         evaluations += evals
         points += method_points
     return Result(model=base.name, metrics=metrics, evaluations=evaluations, preferences=prefs, points=points,
-                  notes=notes)
+                  notes=notes, evaluator_reads=evaluator.audit())
+
+
+def _labels_metric(method: str, up_front: int, asked: int, config: Config, model: str) -> Metric:
+    """How many human (simulated-labeler) comparisons a method's policy depends on: the up-front feedback every
+    method shares (through the reward model or DPO's pairs), plus the comparisons its judge asked for while
+    training (online DPO with ``judge: labeler``). Methods differing here are not comparable on gain alone."""
+    source = "file" if config.preferences_file is not None else "simulated labeler"
+    return Metric(stage=STAGE, name=f"{method}.labels", value=float(up_front + asked), n=up_front + asked, model=model,
+                  meta={"rate": False, "up_front": up_front, "during_training": asked, "source": source,
+                        "what": "preference comparisons the policy depends on (up-front + asked while training)"})
 
 
 def inputs(config: Config) -> Inputs:

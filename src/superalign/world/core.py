@@ -15,8 +15,11 @@ Gold reward, always in [0, 1]:
 
 from __future__ import annotations
 
+import contextlib
 import random
-from collections.abc import Sequence
+import sys
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -197,8 +200,18 @@ class World:
         return out
 
 
+_COMPREHENSIONS = {"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>"}
+
+
 class GoldEvaluator:
-    """Scores responses against the world's ground truth, looked up by task id."""
+    """Scores responses against the world's ground truth, looked up by task id.
+
+    Privacy is by convention, not enforcement: the truth sits in an underscored attribute and techniques
+    are handed the evaluator only where a stage means them to read gold (Python cannot hide it from code
+    that goes looking). What makes a leak visible is the read-audit: every :meth:`score` call is counted in
+    :attr:`reads` under the purpose the stage declared with :meth:`reading` and the caller (the first
+    function outside ``superalign.world`` on the stack), so a stage can publish who read the truth and how often.
+    """
 
     def __init__(self, world: World):
         self.world = world
@@ -206,9 +219,33 @@ class GoldEvaluator:
         for kind in KINDS:
             for task, truth in world._pool(kind):
                 self._truth[task.id] = (kind, truth)
+        self.reads: Counter[tuple[str, str]] = Counter()  # (purpose, caller) -> score calls
+        self._purpose = "undeclared"
+
+    @contextlib.contextmanager
+    def reading(self, purpose: str) -> Iterator[None]:
+        """Count the score calls made inside the block under ``purpose`` (e.g. "feedback", "eval:dpo")."""
+        before, self._purpose = self._purpose, purpose
+        try:
+            yield
+        finally:
+            self._purpose = before
+
+    def audit(self) -> list[dict]:
+        """The read-audit as rows ``{"purpose", "caller", "calls"}``, in first-read order."""
+        return [{"purpose": p, "caller": c, "calls": n} for (p, c), n in self.reads.items()]
+
+    def _record_read(self) -> None:
+        frame = sys._getframe(2)  # the caller of score(); comprehensions name their enclosing function instead
+        while frame is not None and (frame.f_globals.get("__name__", "").startswith("superalign.world")
+                                     or frame.f_code.co_name in _COMPREHENSIONS):
+            frame = frame.f_back
+        caller = f"{frame.f_globals.get('__name__', '?')}:{frame.f_code.co_name}" if frame else "?"
+        self.reads[(self._purpose, caller)] += 1
 
     def score(self, task: Task, response: str) -> Score:
         """The gold score of ``response`` to ``task``; KeyError for a task not from this world."""
+        self._record_read()
         try:
             kind, truth = self._truth[task.id]
         except KeyError:

@@ -176,7 +176,7 @@ def _keywords_avoid_sample(rng: random.Random) -> dict:
 def _check_json(response: str) -> bool:
     try:
         value = json.loads(strip_json_fences(response))
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # JSONDecodeError, a 5,000-digit number, [[[[... nested past the stack
         return False
     return isinstance(value, (dict, list))  # a bare number or string is not "JSON format" in spirit
 
