@@ -217,10 +217,28 @@ def cmd_config(args) -> int:
 def cmd_report(args) -> int:
     from superalign.report import render_report
 
-    run_dir = Path(args.run_dir)
-    if not (run_dir / "config.json").is_file():
-        raise UserError(f"{run_dir} is not a run directory (no config.json); runs live under runs/ by default")
-    print(render_report(run_dir))
+    run_dirs = [Path(d) for d in args.run_dir]
+    for run_dir in run_dirs:
+        if not (run_dir / "config.json").is_file():
+            raise UserError(f"{run_dir} is not a run directory (no config.json); runs live under runs/ by default")
+    if args.out is not None and len(run_dirs) == 1:
+        raise UserError("--out names the across-runs page: give it two or more run directories")
+    if len(run_dirs) == 1:
+        print(render_report(run_dirs[0]))
+        return 0
+    from rich.table import Table
+
+    from superalign.report.across import headline_table, render_across
+
+    table = Table(title=f"across {len(run_dirs)} runs: mean [95% interval over runs]")
+    for col in ("stage", "metric", "mean", "interval", "runs excluding 0"):
+        table.add_column(col, justify="left" if col in ("stage", "metric") else "right", overflow="fold",
+                         min_width=24 if col == "metric" else None)
+    for row in headline_table(run_dirs):
+        table.add_row(row["stage"], row["name"], row["mean"], row["interval"], row["excluding"])
+    console = _console()
+    console.print(table)
+    print(render_across(run_dirs, args.out))
     return 0
 
 
@@ -282,8 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_args(p)
     p.set_defaults(func=cmd_config)
 
-    p = sub.add_parser("report", help="render report.html of a run directory from its records")
-    p.add_argument("run_dir")
+    p = sub.add_parser("report", help="render report.html of a run directory from its records; several run "
+                                      "directories (one per seed): their metrics side by side, with intervals over runs",
+                       description="One run directory: (re)render its report.html. Several: write a page with each "
+                                   "metric per run and its mean with a 95%% interval over the runs.")
+    p.add_argument("run_dir", nargs="+")
+    p.add_argument("--out", default=None, help="where the across-runs page goes (default: beside the first run)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("models", help="list, pull and describe models")
