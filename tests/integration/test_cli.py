@@ -114,6 +114,19 @@ def test_smoke_run_trains_every_method_and_reports_it(smoke_run):
     assert "Over-optimization" in html and "Policies: before and after" in html
 
 
+def test_no_interval_of_a_rate_leaves_zero_one(smoke_run):
+    """Accuracies, win rates, agreements: their intervals stay in [0, 1] (a t-interval over 2 seeds printed
+    0.562 [−0.761, 1.886]); weak-to-strong rates are checked on their typed records."""
+    _, run_dir, _ = smoke_run
+    rates = [m for m in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
+             if m.get("meta", {}).get("rate", True) is not False and m.get("ci_low") is not None]
+    w2s = [r for r in map(json.loads, (run_dir / "records/generalize.jsonl").read_text().splitlines())
+           if r["type"] == "w2s_score" and r["kind"] in ("score", "agreement", "weak_labels")]
+    assert rates and w2s
+    for m in rates + [r for r in w2s if r["ci_low"] is not None]:
+        assert 0.0 <= m["ci_low"] <= m["value"] <= m["ci_high"] <= 1.0, m["name"]
+
+
 SNAPSHOT = Path(__file__).parent / "data" / "smoke_snapshot.json"
 
 
