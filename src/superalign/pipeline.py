@@ -119,7 +119,8 @@ def _reuse_from_store(run, name: str, key: str, root: Path) -> bool:
         shutil.copyfile(source / "records.jsonl", run.records_path(name))
     run.replace_metrics(name, read_jsonl(source / "metrics.jsonl", Metric))
     done = json.loads((source / "stage.json").read_text(encoding="utf-8"))
-    run.mark_done(name, done["results"], key=key, seconds=done.get("seconds"), peak_rss_gb=done.get("peak_rss_gb"))
+    run.mark_done(name, done["results"], key=key, seconds=done.get("seconds"), peak_rss_gb=done.get("peak_rss_gb"),
+                  machine=done.get("machine"))
     return True
 
 
@@ -147,13 +148,15 @@ def run_pipeline(config: PipelineBase, root: str | Path = "runs", progress: Prog
             continue
         if force:  # recompute means from scratch, not from an earlier attempt's unfinished work
             ctx.clear_work()
-        log(f"{name}: started on {ctx.device}")
+        machine = _machine(ctx.device)
+        log(f"{name}: started on {machine}")
         start = time.monotonic()
         result = stage.run(section, ctx)
         seconds = time.monotonic() - start
         write_jsonl(run.records_path(name), result.records())
         run.replace_metrics(name, result.metrics)
-        run.mark_done(name, result.summary(), key=key, seconds=round(seconds, 1), peak_rss_gb=_peak_rss_gb())
+        run.mark_done(name, result.summary(), key=key, seconds=round(seconds, 1), peak_rss_gb=_peak_rss_gb(),
+                      machine=machine)
         _save_to_store(run, name, key, root)
         for note in result.notes:
             log(f"warning: {name}: {note}")
@@ -175,6 +178,13 @@ def _also_to_file(log: Callable[[str], None], path: Path) -> Callable[[str], Non
             f.write(f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} {message}\n")
 
     return both
+
+
+def _machine(device: str) -> str:
+    """'cpu AVX512 (bf16 native: yes), 2 threads -> bf16': what a stage's numbers were computed with."""
+    from superalign.models.precision import describe
+
+    return describe(device)
 
 
 def _peak_rss_gb() -> float | None:

@@ -147,9 +147,10 @@ class Run:
         return finished and (key is None or data.get("key") == key)
 
     def mark_done(self, stage: str, results: dict, key: str | None = None, seconds: float | None = None,
-                  peak_rss_gb: float | None = None) -> None:
-        """Write ``stages/<stage>.json`` atomically with ``results``, its cache key, a UTC timestamp, and how
-        long the stage took and the run's peak memory when it finished."""
+                  peak_rss_gb: float | None = None, machine: str | None = None) -> None:
+        """Write ``stages/<stage>.json`` atomically with ``results``, its cache key, a UTC timestamp, how
+        long the stage took, the run's peak memory when it finished, and the machine it ran on (device, ISA,
+        threads, precision: greedy answers can differ between machines that round differently)."""
         if not isinstance(results, dict):
             raise TypeError(f"results must be a dict, got {type(results).__name__}")
         write_json_atomic(
@@ -161,6 +162,7 @@ class Run:
                 "finished_at": _now(),
                 "seconds": seconds,
                 "peak_rss_gb": peak_rss_gb,
+                "machine": machine,
                 "results": results,
             },
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from html import escape as html_escape
 import json
 import os
 import subprocess
@@ -42,6 +43,10 @@ def test_smoke_run_writes_a_complete_run_directory(smoke_run):
     evaluations = (run_dir / "records/baseline.jsonl").read_text().splitlines()
     assert len(evaluations) == 8 + 8 + 6  # the smoke profile's task counts
     assert "gold.mean" in proc.stdout  # the results table
+    # the machine the numbers came from (greedy answers differ between machines that round differently)
+    machine = json.loads((run_dir / "stages/baseline.json").read_text())["machine"]
+    assert machine.startswith("cpu ") and "threads ->" in machine
+    assert html_escape(machine) in (run_dir / "report.html").read_text()
 
 
 def test_rerun_reuses_finished_stage(smoke_run):
