@@ -29,7 +29,8 @@ def metric_row(stage: str, name: str, per_run: list[Metric]) -> dict:
     from superalign.stats import bootstrap_of_means, mean_ci_over_seeds
 
     values = [m.value for m in per_run]
-    ci = bootstrap_of_means([values]) if _is_rate(per_run) else mean_ci_over_seeds(values)
+    rate = _is_rate(per_run)
+    ci = bootstrap_of_means([values]) if rate else mean_ci_over_seeds(values)
     count = name.endswith(".labels")
     cells = [(f"{int(m.value):,}" if count else fmt(m.value),
               "" if fmt_interval(m.ci_low, m.ci_high) == "—" else fmt_interval(m.ci_low, m.ci_high)) for m in per_run]
@@ -41,7 +42,8 @@ def metric_row(stage: str, name: str, per_run: list[Metric]) -> dict:
             "mean": f"{ci.value:,.0f}" if count else fmt(ci.value),
             "interval": "" if count else interval if interval != "—" else f"no interval ({len(values)} runs)",
             "low": ci.low, "high": ci.high, "value": ci.value,
-            "excluding": f"{excluding} of {judged}" if judged and not count else "—"}
+            # "excludes 0" is a claim about differences (gains, taxes, PGRs); a rate's own reference differs
+            "excluding": f"{excluding} of {judged}" if judged and not count and not rate else "—"}
 
 
 def across_rows(runs: list[RunData]) -> list[dict]:
