@@ -294,7 +294,8 @@ def _paired_verdict(diffs: list[float], what: str) -> str:
     from superalign.stats import MIN_SEEDS, mean_ci_over_seeds
 
     if len(diffs) < MIN_SEEDS:
-        shown = f"{'+' if diffs and diffs[0] > 0 else ''}{fmt(float(np.mean(diffs)))}" if diffs else "—"
+        mean = float(np.mean(diffs)) if diffs else None
+        shown = "—" if mean is None else f"{'+' if mean > 0 else ''}{fmt(mean)}"
         return f"{what}: {shown} ({len(diffs)} seed{'s' if len(diffs) != 1 else ''}: no interval, no claim)"
     ci = mean_ci_over_seeds(diffs)
     verdict = "helped" if ci.low > 0 else "hurt" if ci.high < 0 else "no significant difference"
@@ -368,8 +369,8 @@ def generalize_view(scores: list[W2SScore]) -> dict | None:
         figures.append(_figure(svg, "0: the student only matches its weak supervisor; 1: it matches the strong ceiling."))
     n_seeds = max(len(s.seeds) for s in scores)
     return {"rows": rows, "warnings": warnings, "cautions": cautions, "verdicts": verdicts, "figures": figures,
-            "n_seeds": n_seeds, "chance": _beyond_chance([s for s in scores if s.kind == "pgr"]), "no_pgr": "No PGR could be reported: every gap was too small or not established."
-            if not bars else None}
+            "n_seeds": n_seeds, "chance": _beyond_chance([s for s in scores if s.kind == "pgr"]),
+            "no_pgr": "No PGR could be reported: every gap was too small or not established." if not bars else None}
 
 
 # --- the page ----------------------------------------------------------------------------------------------
