@@ -231,7 +231,7 @@ def cmd_report(args) -> int:
     from superalign.report.across import headline_table, render_across
 
     table = Table(title=f"across {len(run_dirs)} runs: mean [95% interval over runs]")
-    for col in ("stage", "metric", "mean", "interval", "runs excluding 0"):
+    for col in ("stage", "metric", "mean", "interval", "runs whose interval excludes 0"):
         table.add_column(col, justify="left" if col in ("stage", "metric") else "right", overflow="fold",
                          min_width=24 if col == "metric" else None)
     for row in headline_table(run_dirs):
