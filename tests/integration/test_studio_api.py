@@ -127,6 +127,8 @@ def test_form_errors_are_clear_and_write_nothing(studio):
     assert forged.status_code == 403
     bad_id = client.post("/label", data={**form, "choice": "A", "item_id": "not-a-number"})
     assert bad_id.status_code == 422 and "item_id" in bad_id.text
+    superscript = client.post("/label", data={**form, "choice": "A", "item_id": "²"})
+    assert superscript.status_code == 422 and "item_id" in superscript.text
     with studio.sessions() as s:
         other_item = store.next_item(s, store.find_labeler(s, studio.tokens["olga"])).item.id
     foreign = client.post("/label", data={**form, "choice": "A", "item_id": str(other_item)})
@@ -231,6 +233,10 @@ def test_rating_flaw_and_demonstration_forms(studio):
         assert page.status_code == 200 and f'data-task="{task}"' in page.text
         refused = client.post("/label", data={**_form(page), **bad})
         assert refused.status_code == 422 and "Not saved: answer." in refused.text, task
+        for worse in {"rating": [{"rating": "²"}, {"rating": "٣"}],  # unicode digits: isdigit(), not int()
+                      "flaw": [{"flaws": "[" * 5000 + "]" * 5000}, {"flaws": "[" + "9" * 5000 + "]"}]}.get(task, []):
+            r = client.post("/label", data={**_form(page), **worse})
+            assert r.status_code == 422 and "Not saved: answer." in r.text, (task, r.status_code)
         assert client.post("/label", data={**_form(page), **good}).status_code == 303, task
         assert "All done" in client.get("/label").text
         with studio.sessions() as s:
@@ -297,6 +303,13 @@ def test_api_submission_is_idempotent_and_validated(studio):
         assert r.status_code == status and message in r.json()["detail"], (payload, r.text)
     malformed = client.post("/api/v1/labels", headers={**ann, "content-type": "application/json"}, content=b"{nope")
     assert malformed.status_code == 400
+    superscript = client.post("/api/v1/labels", headers=ann,
+                              json={"item_id": "²", "submission_id": "44444444", "answer": {"choice": "A"}})
+    assert superscript.status_code == 422 and "item_id" in superscript.json()["detail"]  # "²".isdigit(), not an int
+    for raw in (b'{"item_id": ' + b"9" * 5000 + b', "submission_id": "44444444", "answer": {"choice": "A"}}',
+                b'{"item_id": 1, "submission_id": "44444444", "answer": ' + b"[" * 5000 + b"]" * 5000 + b"}"):
+        r = client.post("/api/v1/labels", headers={**ann, "content-type": "application/json"}, content=raw)
+        assert r.status_code == 400 and "JSON object" in r.json()["detail"], r.text[:200]
     assert client.post("/api/v1/labels", headers=ann, json=[1, 2]).status_code == 400
     assert studio.labels() == 1
 

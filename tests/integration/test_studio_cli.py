@@ -145,6 +145,23 @@ def test_mistakes_are_one_line_errors(tmp_path, args, message):
     assert message in proc.stderr and "Traceback" not in proc.stderr
 
 
+ITEM = '{"type": "studio_item", "task_id": "t", "prompt": "%s", "responses": ["a", "b"]}\n'
+
+
+@pytest.mark.parametrize("content, message", [
+    ((ITEM % "Q \\ud800").encode(), "items.jsonl:1: text with a lone surrogate (\\ud800)"),  # locked a labeler out
+    (b'{"type": "studio_item", "task_id": "t\xff"}\n', "items.jsonl:1: not UTF-8 text"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "items.jsonl:1: not UTF-8 text"),
+    (b'{"type": "studio_item", "task_id": "t", "n": ' + b"9" * 5000 + b"}\n", "more than 4,300 digits"),
+    (b"[" * 5000 + b"]" * 5000 + b"\n", "nested too deeply"),
+])
+def test_campaign_create_refuses_bad_files_in_one_line(tmp_path, content, message):
+    (tmp_path / "items.jsonl").write_bytes(content)
+    proc = studio("studio", "campaign", "create", "c", "--task", "pairwise", "--from", "items.jsonl", cwd=tmp_path)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
 def test_export_needs_labels(tmp_path):
     items = tmp_path / "items.jsonl"
     items.write_text(json.dumps({"type": "studio_item", "task_id": "x", "prompt": "p", "responses": ["a", "b"]}) + "\n")

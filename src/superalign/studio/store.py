@@ -356,7 +356,8 @@ def submit(session: Session, labeler: Labeler, item_id: Any, submission_id: Any,
     if not isinstance(submission_id, str) or not _SUBMISSION_RE.fullmatch(submission_id):
         raise InvalidInput("submission_id: 8 to 64 characters from A-Z a-z 0-9 _ - (a fresh UUID per item)")
     if isinstance(item_id, bool) or not isinstance(item_id, int):
-        if isinstance(item_id, str) and item_id.isdigit() and len(item_id) < 12:
+        # isascii: "²".isdigit() is True but int("²") raises; only ASCII digits are an id
+        if isinstance(item_id, str) and item_id.isascii() and item_id.isdigit() and len(item_id) < 12:
             item_id = int(item_id)
         else:
             raise InvalidInput("item_id: expected an integer item id")

@@ -138,15 +138,15 @@ def _form_answer(task: str, form) -> dict[str, Any]:
                 raise store.InvalidInput("answer.confidence: not a number") from None
     elif task == "rating":
         value = get("rating")
-        if not value.isdigit() or len(value) > 3:
+        if not (value.isascii() and value.isdigit()) or len(value) > 3:  # "²".isdigit(), yet no int
             raise store.InvalidInput("answer.rating: pick a rating")
         answer["rating"] = int(value)
     elif task == "flaw":
         raw = get("flaws") or "[]"
         try:
             answer["flaws"] = json.loads(raw)
-        except json.JSONDecodeError:
-            raise store.InvalidInput("answer.flaws: not valid JSON") from None
+        except (ValueError, RecursionError):  # bad JSON, a number past Python's digit limit, nesting past the stack
+            raise store.InvalidInput("answer.flaws: not valid JSON (or a number too long, or nested too deeply)") from None
     else:
         text = form.get("text")
         # Browsers send textarea line ends as CRLF; records use "\n".
@@ -396,8 +396,9 @@ def create_app(db: str | None = None, *, sessions: sessionmaker | None = None,
     async def api_label(request: Request):
         try:
             body = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return api_error(400, "the body must be a JSON object {item_id, submission_id, answer}")
+        except (ValueError, RecursionError):  # not JSON or UTF-8; a 5,000-digit number; nesting past the stack
+            return api_error(400, "the body must be a JSON object {item_id, submission_id, answer} (numbers of at "
+                                  "most 4,300 digits, nested less than about 1,000 levels)")
         if not isinstance(body, dict):
             return api_error(400, "the body must be a JSON object {item_id, submission_id, answer}")
         unknown = set(body) - {"item_id", "submission_id", "answer"}
