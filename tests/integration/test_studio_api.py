@@ -378,3 +378,55 @@ def test_no_asset_comes_from_another_site():
         text = path.read_text()
         assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", text), path
         assert "@import" not in text and "url(" not in text, path
+
+
+# Malformed values for every field of a label, by task: each must be a 4xx with a message and write nothing.
+MALFORMED_COMMON = [("item_id", v) for v in ("²", "٣", "1.5", 1.5, True, None, [], {}, -1, "")] + \
+    [("submission_id", v) for v in ("", "x", "ü" * 10, 12345678, None, "0" * 200)] + \
+    [("answer", v) for v in (None, [], "A", 1, True)] + \
+    [("answer.comment", v) for v in (1, None, ["x"], "x" * 5000)]
+MALFORMED = {
+    "pairwise": [("answer.choice", v) for v in ("a", "AB", 1, None, True, "")]
+    + [("answer.confidence", v) for v in (True, "0.9", 0.4, 1.5, [0.9], "nan")],
+    "rating": [("answer.rating", v) for v in (True, "3", 3.0, 0, 6, None, "²", [3])],
+    "flaw": [("answer.flaws", v) for v in ("[]", {}, [1], [{"start": "0", "end": 3, "category": "factual error",
+                                                              "severity": "major"}],
+                                           [{"start": 0, "end": 3, "category": "made up", "severity": "major"}],
+                                           [{"start": 5, "end": 3, "category": "factual error", "severity": "major"}],
+                                           [{"start": 0, "end": 3, "category": "factual error", "severity": "major",
+                                             "extra": 1}])],
+    "demonstration": [("answer.text", v) for v in ("", "   \n\t ", None, 1, True, ["text"])],
+}
+GOOD = {"pairwise": {"choice": "A", "confidence": 0.75}, "rating": {"rating": 3},
+        "flaw": {"flaws": [{"start": 0, "end": 3, "category": "factual error", "severity": "major"}]},
+        "demonstration": {"text": "Jupiter is the largest planet."}}
+
+
+@pytest.mark.parametrize("task", list(MALFORMED))
+def test_every_api_field_refuses_malformed_values_and_writes_nothing(studio, task):
+    with studio.sessions() as s:
+        spec = ItemSpec(key="k0", task_id="k0", prompt=PROMPT, response_a="Saturn is the largest planet.",
+                        response_b="Jupiter is." if task == "pairwise" else None)
+        campaign = store.create_campaign(s, f"table-{task}", CampaignConfig(task=task, scale=5), [spec])
+        token = store.add_labeler(s, campaign, "tia")[1]
+    client, headers = studio.client(), _bearer(token)
+    item_id = client.get("/api/v1/next", headers=headers).json()["item"]["id"]
+    before = studio.labels()
+    for field, value in MALFORMED_COMMON + MALFORMED[task]:
+        body = {"item_id": item_id, "submission_id": "5" * 16, "answer": dict(GOOD[task])}
+        if field.startswith("answer."):
+            body["answer"][field.split(".", 1)[1]] = value
+        else:
+            body[field] = value
+        r = client.post("/api/v1/labels", headers=headers, json=body)
+        assert 400 <= r.status_code < 500 and r.json().get("detail"), (field, value, r.status_code, r.text[:200])
+        assert studio.labels() == before, (field, value)
+    for raw in (b'{"item_id": ' + b"9" * 5000 + b"}", b"[" * 3000 + b"]" * 3000, b'{"item_id": 1e999}',
+                json.dumps({"item_id": item_id, "submission_id": "5" * 16,  # a lone surrogate, JSON-escaped
+                            "answer": {**GOOD[task], "comment": "\ud800"}}).encode()):
+        r = client.post("/api/v1/labels", headers={**headers, "content-type": "application/json"}, content=raw)
+        assert 400 <= r.status_code < 500, (raw[:40], r.status_code)
+    assert studio.labels() == before
+    ok = client.post("/api/v1/labels", headers=headers, json={"item_id": item_id, "submission_id": "6" * 16,
+                                                               "answer": GOOD[task]})
+    assert ok.status_code == 201 and studio.labels() == before + 1  # the table's premise: the good answer passes

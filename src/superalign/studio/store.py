@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -54,7 +54,8 @@ class AlreadyLabeled(StudioError):
 
 
 class _Answer(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: the API takes the types the form sends, no coercion (true is not a confidence, "3" not a rating).
+    model_config = ConfigDict(extra="forbid", strict=True)
     comment: str = Field("", max_length=MAX_COMMENT)
 
 
@@ -68,7 +69,7 @@ class RatingAnswer(_Answer):
 
 
 class FlawSpan(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     start: int = Field(ge=0)
     end: int = Field(ge=1)
     category: str = Field(max_length=100)
@@ -82,6 +83,13 @@ class FlawAnswer(_Answer):
 
 class DemonstrationAnswer(_Answer):
     text: str = Field(min_length=1, max_length=MAX_DEMONSTRATION)
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, text: str) -> str:
+        if not text.strip():  # the form refuses it too: whitespace is no demonstration to train on
+            raise ValueError("a demonstration needs some text, not only whitespace")
+        return text
 
 
 ANSWERS: dict[str, type[_Answer]] = {"pairwise": PairwiseAnswer, "rating": RatingAnswer, "flaw": FlawAnswer,
