@@ -129,6 +129,12 @@ def test_form_errors_are_clear_and_write_nothing(studio):
     assert bad_id.status_code == 422 and "item_id" in bad_id.text
     superscript = client.post("/label", data={**form, "choice": "A", "item_id": "²"})
     assert superscript.status_code == 422 and "item_id" in superscript.text
+    from urllib.parse import urlencode
+
+    latin1 = urlencode({**form, "choice": "A"}) + "&comment=caf%E9"  # "café" in Latin-1: not UTF-8
+    bad_bytes = client.post("/label", content=latin1.encode(),
+                            headers={"content-type": "application/x-www-form-urlencoded"})
+    assert bad_bytes.status_code == 400 and "not valid UTF-8" in bad_bytes.text
     with studio.sessions() as s:
         other_item = store.next_item(s, store.find_labeler(s, studio.tokens["olga"])).item.id
     foreign = client.post("/label", data={**form, "choice": "A", "item_id": str(other_item)})

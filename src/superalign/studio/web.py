@@ -121,6 +121,23 @@ def item_view(served: store.Served, config: CampaignConfig) -> dict[str, Any]:
             "assistance": item.assistance if served.assignment.assisted else None}
 
 
+async def _form_is_utf8(request: Request) -> bool:
+    """Whether an urlencoded form body decodes as UTF-8 field by field. Starlette would replace invalid bytes
+    with U+FFFD and the label would be stored changed; refuse instead. (The body is cached: ``form()`` still
+    parses it afterwards.)"""
+    from urllib.parse import unquote_to_bytes
+
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        return True
+    try:
+        for field in (await request.body()).split(b"&"):
+            for part in field.split(b"=", 1):
+                unquote_to_bytes(part.replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _form_answer(task: str, form) -> dict[str, Any]:
     """The answer object from a submitted HTML form (validated afterwards like an API answer)."""
     def get(key: str) -> str:
@@ -275,6 +292,9 @@ def create_app(db: str | None = None, *, sessions: sessionmaker | None = None,
 
     @app.post("/label")
     async def label_post(request: Request):
+        if not await _form_is_utf8(request):
+            return message(request, 400, "Not saved", "The form's text was not valid UTF-8; nothing was saved. "
+                           "Reload the page and label the item again.", ("/label", "Reload"))
         form = await request.form(max_fields=50, max_files=0)
         return await run_in_threadpool(_label_post, request, form)
 
