@@ -111,3 +111,12 @@ def test_diff_ci_brackets_the_difference_and_needs_both_groups():
     iv = diff_ci([1, 1, 1, 0] * 10, [0, 0, 1, 0] * 10)
     assert iv.value == pytest.approx(0.5) and iv.low < 0.5 < iv.high and iv.low > 0
     assert diff_ci([1, 0], []) is None
+
+
+def test_one_gold_label_shows_its_n_not_a_certain_interval():
+    from superalign.stats import Interval
+    from superalign.studio.web import _templates
+
+    show = _templates().filters["interval"]
+    assert show(Interval(1.0, 1.0, 1.0, 1)) == "1.00 (n=1: no interval)"  # not "1.00 [1.00, 1.00]"
+    assert show(Interval(0.75, 0.5, 1.0, 4)) == "0.75 [0.50, 1.00]"

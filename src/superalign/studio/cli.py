@@ -158,7 +158,11 @@ def cmd_stats(args) -> int:
     print(f"campaign {summary['name']} ({summary['task']}): " + ", ".join(f"{k}={v}" for k, v in c.items()))
 
     def iv(x):
-        return "-" if x is None else f"{x['value']:.3f} [{x['low']:.3f}, {x['high']:.3f}]"
+        if x is None:
+            return "-"
+        if x.get("n", 2) < 2:  # one gold label: no interval, not "[1.000, 1.000]"
+            return f"{x['value']:.3f} (n={x['n']}: no interval)"
+        return f"{x['value']:.3f} [{x['low']:.3f}, {x['high']:.3f}]"
 
     def num(x, fmt=".3f"):
         return "-" if x is None else format(x, fmt)

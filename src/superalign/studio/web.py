@@ -99,6 +99,8 @@ def _templates() -> Environment:
     def interval(iv, digits: int = 2):
         if iv is None:
             return "–"
+        if iv.n < 2:  # one gold label: "[1.00, 1.00]" would read as certainty
+            return f"{iv.value:.{digits}f} (n={iv.n}: no interval)"
         return f"{iv.value:.{digits}f} [{iv.low:.{digits}f}, {iv.high:.{digits}f}]"
 
     env.filters.update(fmt=fmt, interval=interval,
