@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -171,3 +172,22 @@ def test_config_defaults_and_validation():
         CampaignConfig(task="ranking")
     with pytest.raises(ValueError):
         CampaignConfig(task="pairwise", surprise=1)
+
+
+def test_items_that_training_would_trip_over_are_refused_at_creation(tmp_path):
+    """Issue 16 item 3: these passed creation, labeling and export, then broke `train dpo --preferences`."""
+    base = {"type": "studio_item", "task_id": "t", "prompt": "Which planet is largest?", "responses": ["a", "b"]}
+    cases = [({"prompt": [{"x": "y"}]}, "prompt.0: a chat message"),
+             ({"prompt": [{"role": "robot", "content": "hi"}]}, "prompt.0: a chat message"),
+             ({"prompt": ""}, "prompt: empty"), ({"prompt": []}, "prompt: empty"),
+             ({"responses": ["a", "   \n"]}, "responses.1: empty or only whitespace"),
+             ({"responses": ["same", "same"]}, "responses: the two responses are identical")]
+    for i, (change, message) in enumerate(cases):
+        f = tmp_path / f"items{i}.jsonl"
+        f.write_text(json.dumps({**base, **change}) + "\n")
+        with pytest.raises(StudioError, match=re.escape(f"items{i}.jsonl:1")) as err:
+            read_sources([f])
+        assert message in str(err.value), (change, str(err.value))
+    ok = tmp_path / "ok.jsonl"
+    ok.write_text(json.dumps({**base, "prompt": [{"role": "user", "content": "Which planet is largest?"}]}) + "\n")
+    assert len(read_sources([ok])) == 1

@@ -112,6 +112,19 @@ class ItemInput(BaseModel):
             raise ValueError("a gold item needs a truth (its known answer)")
         if self.critique and self.debate:
             raise ValueError("an item carries a critique or a debate, not both")
+        # What training would trip over minutes later (KeyError 'content', a pair with nothing to prefer):
+        messages = _messages(self.prompt)
+        for i, m in enumerate(messages):
+            if set(m) != {"role", "content"} or m["role"] not in ("system", "user", "assistant"):
+                raise ValueError(f"prompt.{i}: a chat message is {{\"role\": \"system\"|\"user\"|\"assistant\", "
+                                 f"\"content\": \"...\"}}, got {m}")
+        if not any(m["content"].strip() for m in messages):
+            raise ValueError("prompt: empty (a prompt needs text to answer)")
+        for i, r in enumerate(self.responses):
+            if not r.strip():
+                raise ValueError(f"responses.{i}: empty or only whitespace (nothing to judge)")
+        if len(self.responses) == 2 and self.responses[0] == self.responses[1]:
+            raise ValueError("responses: the two responses are identical (a comparison of a response with itself)")
         return self
 
 
