@@ -228,17 +228,18 @@ def cmd_report(args) -> int:
         return 0
     from rich.table import Table
 
-    from superalign.report.across import headline_table, render_across
+    from superalign.report.across import across_rows, headline_rows, load_runs, render_across
 
     table = Table(title=f"across {len(run_dirs)} runs: mean [95% interval over runs]")
     for col in ("stage", "metric", "mean", "interval", "runs whose interval excludes 0"):
         table.add_column(col, justify="left" if col in ("stage", "metric") else "right", overflow="fold",
                          min_width=24 if col == "metric" else None)
-    for row in headline_table(run_dirs):
+    runs = load_runs(run_dirs)
+    rows = across_rows(runs)
+    for row in headline_rows(rows):
         table.add_row(row["stage"], row["name"], row["mean"], row["interval"], row["excluding"])
-    console = _console()
-    console.print(table)
-    print(render_across(run_dirs, args.out))
+    _console().print(table)
+    print(render_across(runs, args.out, rows))
     return 0
 
 
@@ -301,7 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("report", help="render report.html of a run directory from its records; several run "
-                                      "directories (one per seed): their metrics side by side, with intervals over runs",
+                                      "directories (one per seed): their metrics side by side, with intervals "
+                                      "over runs",
                        description="One run directory: (re)render its report.html. Several: write a page with each "
                                    "metric per run and its mean with a 95%% interval over the runs.")
     p.add_argument("run_dir", nargs="+")

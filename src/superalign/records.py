@@ -211,21 +211,53 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[Record], append: bool
 def jsonl_objects(path: str | os.PathLike, error: type[Exception] = RecordFileError) -> Iterator[tuple[int, dict]]:
     """Yield ``(line number, object)`` for each non-blank line of a JSONL file of JSON objects.
 
-    A line that is not valid JSON, or not an object, raises ``error`` naming the file and line, so each
-    reader (preference files, weak-to-strong datasets) only validates what its objects mean.
+    A line that is not UTF-8 (a binary file), not valid JSON (a number past Python's 4,300-digit limit and
+    nesting past the parser's stack included), not an object, or holding text that is not valid Unicode (a
+    lone surrogate from a ``\\ud800`` escape, which nothing can write back) raises ``error`` naming the file
+    and line, so each reader (preference files, studio items, weak-to-strong datasets) only validates what
+    its objects mean.
     """
     path = Path(path)
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            where = f"{path}:{lineno}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise error(f"{where}: not UTF-8 text (byte {e.start + 1} of the line; a binary file?)") from None
             if not line.strip():
                 continue
             try:
                 data = json.loads(line)
+                _check_unicode(data, where, error)
             except json.JSONDecodeError as e:
-                raise error(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+                raise error(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
+            except RecursionError:
+                raise error(f"{where}: JSON nested too deeply") from None
+            except ValueError as e:
+                if isinstance(e, error):
+                    raise
+                raise error(f"{where}: a number with more than 4,300 digits") from None  # int() refused it
             if not isinstance(data, dict):
-                raise error(f"{path}:{lineno}: expected a JSON object per line, got {type(data).__name__}")
+                raise error(f"{where}: expected a JSON object per line, got {type(data).__name__}")
             yield lineno, data
+
+
+def _check_unicode(value, where: str, error: type[Exception]) -> None:
+    """Raise ``error`` for a string that cannot be written as UTF-8 (a lone surrogate), anywhere in ``value``."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise error(f"{where}: text with a lone surrogate (\\u{ord(value[e.start]):04x}) at character "
+                        f"{e.start + 1}: not valid Unicode") from None
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_unicode(k, where, error)
+            _check_unicode(v, where, error)
+    elif isinstance(value, list):
+        for v in value:
+            _check_unicode(v, where, error)
 
 
 def iter_jsonl(path: str | os.PathLike, cls: type[R] | None = None) -> Iterator[Record]:

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -42,3 +43,19 @@ def test_malformed_line_names_file_and_line(tmp_path):
 def test_unknown_fields_are_rejected():
     with pytest.raises(ValueError):
         Preference.model_validate({**_pref(0).model_dump(), "surprise": 1})
+
+
+@pytest.mark.parametrize("content, message", [
+    (b'{"a": "\\xff"}\n', "not UTF-8 text"),
+    (b'{"a": "Q \\\\ud800"}\n', "lone surrogate"),
+    (b'{"a": ' + b"9" * 5000 + b"}\n", "more than 4,300 digits"),
+    (b"[" * 5000 + b"]" * 5000 + b"\n", "nested too deeply"),
+])
+def test_jsonl_objects_names_file_and_line_for_what_json_loads_cannot_take(tmp_path, content, message):
+    """The shared JSONL reader (preference files, studio items, datasets): one error naming file:line, no crash."""
+    from superalign.records import jsonl_objects
+
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(b'{"ok": 1}\n' + content)
+    with pytest.raises(RecordFileError, match=re.escape(f"{path}:2: ") + ".*" + re.escape(message)):
+        list(jsonl_objects(path))

@@ -10,7 +10,7 @@ import sys
 from pydantic import BaseModel
 
 from superalign.records import Metric
-from superalign.report.across import across_rows, render_across
+from superalign.report.across import across_rows, load_runs, render_across
 from superalign.report.data import load_run
 from superalign.runs import Run
 
@@ -48,12 +48,12 @@ def test_two_runs_give_no_interval_and_the_page_and_cli_work(tmp_path):
     runs = [_run(tmp_path, s, g, 0.5) for s, g in ((0, 0.1), (1, 0.2))]
     rows = across_rows([load_run(r.path) for r in runs])
     assert all(r["interval"] in ("", "no interval (2 runs)") for r in rows)
-    out = render_across([r.path for r in runs], tmp_path / "across.html")
+    out = render_across(load_runs([r.path for r in runs]), tmp_path / "across.html")
     html = out.read_text()
     assert "seed 0" in html and "seed 1" in html and "no interval (2 runs)" in html
     again = Run.open(tmp_path, "again", Cfg(seed=1, model="other"))  # the same seed twice is not two draws
     again.log_metrics([Metric(stage="train", name="dpo.gold_gain", value=0.3)])
-    assert "seed 1 appears 2 times" in render_across([*[r.path for r in runs], again.path]).read_text()
+    assert "seed 1 appears 2 times" in render_across(load_runs([*[r.path for r in runs], again.path])).read_text()
     proc = subprocess.run([sys.executable, "-m", "superalign", "report", str(runs[0].path), str(runs[1].path),
                            "--out", str(tmp_path / "cli.html")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -18,10 +18,14 @@ from superalign.report.html import _environment, fmt, fmt_interval
 HEADLINE = (".gold_gain", ".win_rate", ".alignment_tax", ".labels", ".pgr_accuracy", ".pgr_auroc")
 
 
+NOT_RATES = (".labels", ".pgr_accuracy", ".pgr_auroc")  # counts and PGRs may sit in [0, 1] by chance
+
+
 def _is_rate(metrics: list[Metric]) -> bool:
     """A rate stays in [0, 1] (its interval too); gains, taxes, counts and PGRs are not rates."""
-    return all(m.meta.get("rate", True) is not False and 0.0 <= m.value <= 1.0 for m in metrics) and \
-        not any(m.name.endswith(h) for h in (".labels", ".pgr_accuracy", ".pgr_auroc") for m in metrics)
+    if metrics[0].name.endswith(NOT_RATES):
+        return False
+    return all(m.meta.get("rate", True) is not False and 0.0 <= m.value <= 1.0 for m in metrics)
 
 
 def metric_row(stage: str, name: str, per_run: list[Metric]) -> dict:
@@ -58,10 +62,10 @@ def _seed(run: RunData) -> str:
     return str(seed) if seed is not None else "?"
 
 
-def build_across_html(runs: list[RunData]) -> str:
-    rows = across_rows(runs)
-    headline = [r for r in rows if r["name"].endswith(HEADLINE)]
-    rest = [r for r in rows if r not in headline]
+def build_across_html(runs: list[RunData], rows: list[dict]) -> str:
+    """The page, from the runs and their :func:`across_rows`."""
+    headline = headline_rows(rows)
+    rest = [r for r in rows if not r["name"].endswith(HEADLINE)]
     seeds = [_seed(r) for r in runs]
     warnings = [f"seed {s} appears {seeds.count(s)} times: the runs are not independent draws"
                 for s in sorted(set(seeds)) if seeds.count(s) > 1]
@@ -74,19 +78,24 @@ def build_across_html(runs: list[RunData]) -> str:
         groups=groups, warnings=warnings, version=__version__)
 
 
-def render_across(run_dirs: list[str | os.PathLike], out: str | os.PathLike | None = None) -> Path:
-    """Write the across-runs page (default: ``across-<names>.html`` beside the first run) and return its path."""
-    runs = [load_run(d) for d in run_dirs]
+def load_runs(run_dirs: list[str | os.PathLike]) -> list[RunData]:
+    return [load_run(d) for d in run_dirs]
+
+
+def render_across(runs: list[RunData], out: str | os.PathLike | None = None,
+                  rows: list[dict] | None = None) -> Path:
+    """Write the across-runs page (default: ``across-seeds-<seeds>.html`` beside the first run) and return its
+    path. ``rows``: the runs' :func:`across_rows`, when the caller has them already."""
+    rows = across_rows(runs) if rows is None else rows
     if out is None:
-        out = Path(run_dirs[0]).resolve().parent / f"across-seeds-{'-'.join(_seed(r) for r in runs)}.html"
+        out = runs[0].path.resolve().parent / f"across-seeds-{'-'.join(_seed(r) for r in runs)}.html"
     out = Path(out)
     tmp = out.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(build_across_html(runs), encoding="utf-8")
+    tmp.write_text(build_across_html(runs, rows), encoding="utf-8")
     os.replace(tmp, out)
     return out
 
 
-def headline_table(run_dirs: list[str | os.PathLike]) -> list[dict]:
-    """The headline rows (for a terminal table)."""
-    rows = across_rows([load_run(d) for d in run_dirs])
+def headline_rows(rows: list[dict]) -> list[dict]:
+    """The gains, costs and PGRs among ``rows`` (those with a value), for the page and a terminal table."""
     return [r for r in rows if r["name"].endswith(HEADLINE) and not math.isnan(r["value"])]

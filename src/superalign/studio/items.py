@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from superalign.records import AnyRecord, Demonstration, Evaluation, Preference
+from superalign.records import AnyRecord, Demonstration, Evaluation, Preference, jsonl_objects
 from superalign.studio import TASKS, StudioError
 
 Task = Literal["pairwise", "rating", "flaw", "demonstration"]
@@ -209,63 +209,21 @@ def read_sources(paths: Iterable[str | Path]) -> list[Any]:
     out: list[Any] = []
     for path in paths:
         for file in _jsonl_files(Path(path)):
-            for lineno, line in _lines(file):
-                if line.strip():
-                    out.append(_parse_line(line, f"{file}:{lineno}"))
+            for lineno, data in jsonl_objects(file, error=StudioError):
+                out.append(_validate_line(data, f"{file}:{lineno}"))
     return out
 
 
-def _parse_line(line: str, where: str) -> Any:
-    """One line of an items or records file as an ItemInput or a record; anything wrong -> StudioError(where)."""
+def _validate_line(data: dict, where: str) -> Any:
+    """One object of an items or records file as an ItemInput or a record; anything wrong -> StudioError(where)."""
     try:
-        data = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise StudioError(f"{where}: not valid JSON ({err.msg})") from None
-    except ValueError:  # int() of a number past Python's 4,300-digit limit
-        raise StudioError(f"{where}: a number with more than 4,300 digits") from None
-    except RecursionError:
-        raise StudioError(f"{where}: JSON nested too deeply") from None
-    try:
-        _check_unicode(data, where)
-    except RecursionError:
-        raise StudioError(f"{where}: JSON nested too deeply") from None
-    try:
-        if isinstance(data, dict) and data.get("type") == "studio_item":
+        if data.get("type") == "studio_item":
             return ItemInput.model_validate(data)
         return _RECORD.validate_python(data)
     except ValidationError as err:
         first = err.errors()[0]
         loc = ".".join(str(x) for x in first["loc"]) or "line"
         raise StudioError(f"{where}: not a record or studio_item: {loc}: {first['msg']}") from None
-
-
-def _lines(file: Path) -> Iterable[tuple[int, str]]:
-    """(line number, text) of a UTF-8 text file; invalid UTF-8 (a binary file) stops with file:line."""
-    with file.open("rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            try:
-                yield lineno, raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise StudioError(f"{file}:{lineno}: not UTF-8 text (byte {err.start + 1} of the line; a binary "
-                                  "file?)") from None
-
-
-def _check_unicode(value: Any, where: str) -> None:
-    """Refuse strings that cannot be written as UTF-8 (lone surrogates like "\\ud800" from a JSON escape): such
-    an item would be stored, then fail to render on every request."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as err:
-            raise StudioError(f"{where}: text with a lone surrogate (\\u{ord(value[err.start]):04x}) at character "
-                              f"{err.start + 1}: not valid Unicode") from None
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            _check_unicode(k, where)
-            _check_unicode(v, where)
-    elif isinstance(value, list):
-        for v in value:
-            _check_unicode(v, where)
 
 
 def read_assistance(path: str | Path) -> list[AssistanceInput]:

@@ -165,7 +165,8 @@ def _form_answer(task: str, form) -> dict[str, Any]:
         try:
             answer["flaws"] = json.loads(raw)
         except (ValueError, RecursionError):  # bad JSON, a number past Python's digit limit, nesting past the stack
-            raise store.InvalidInput("answer.flaws: not valid JSON (or a number too long, or nested too deeply)") from None
+            raise store.InvalidInput("answer.flaws: not valid JSON (or a number too long, or nested too "
+                                     "deeply)") from None
     else:
         text = form.get("text")
         # Browsers send textarea line ends as CRLF; records use "\n".
