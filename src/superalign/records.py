@@ -13,9 +13,37 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 SCHEMA_VERSION = 1
+ROLES = ("system", "user", "assistant")
+
+
+def check_prompt(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Chat messages every consumer can format, or ValueError naming the message: each exactly
+    ``{"role", "content"}`` with a known role, and some text in at least one.
+
+    One rule for whoever reads a prompt (a chat template raises ``KeyError: 'content'`` minutes into
+    training otherwise): the records below, the studio's items and the training loader all use it.
+    """
+    for i, m in enumerate(messages):
+        if set(m) != {"role", "content"} or m["role"] not in ROLES:
+            raise ValueError(f"message {i}: a chat message is {{\"role\": \"system\"|\"user\"|\"assistant\", "
+                             f"\"content\": \"...\"}}, got {json.dumps(m)[:200]}")
+    if not any(m["content"].strip() for m in messages):
+        raise ValueError("empty: a prompt needs some text to answer")
+    return messages
+
+
+ChatPrompt = Annotated[list[dict[str, str]], AfterValidator(check_prompt)]
+
+
+def first_error(err: ValidationError, where: str = "record") -> str:
+    """A pydantic error as one line, ``field.path: what is wrong`` (its first error; ``where`` when the
+    error belongs to the whole object), without pydantic's "Value error, " prefix."""
+    e = err.errors()[0]
+    loc = ".".join(str(x) for x in e["loc"]) or where
+    return f"{loc}: {e['msg'].removeprefix('Value error, ')}"
 
 
 class Record(BaseModel):
@@ -31,7 +59,7 @@ class Preference(Record):
 
     type: Literal["preference"] = "preference"
     task_id: str
-    prompt: list[dict[str, str]]  # chat messages that produced both responses
+    prompt: ChatPrompt  # chat messages that produced both responses
     chosen: str
     rejected: str
     labeler: str  # e.g. "sim:bt(T=0.1,length_bias=0.2)" or "human:alice"
@@ -45,7 +73,7 @@ class Demonstration(Record):
 
     type: Literal["demonstration"] = "demonstration"
     task_id: str
-    prompt: list[dict[str, str]]
+    prompt: ChatPrompt
     response: str
     source: str  # e.g. "best_of_16:rm" or "human:alice"
     meta: dict[str, Any] = Field(default_factory=dict)
@@ -94,7 +122,7 @@ class Evaluation(Record):
     task_id: str
     kind: str  # "instruction" | "fact" | "policy"
     category: str  # constraint types, fact topic or policy rule: what per-category plots group by
-    prompt: list[dict[str, str]]
+    prompt: ChatPrompt
     response: str
     gold: float  # gold reward in [0, 1]
     passed: bool  # the kind's main pass/fail: all constraints (strict), right answer, no violation
@@ -266,8 +294,7 @@ def iter_jsonl(path: str | os.PathLike, cls: type[R] | None = None) -> Iterator[
         try:
             rec = cls.model_validate(data) if cls else _ANY.validate_python(data)
         except ValidationError as e:
-            first = str(e).splitlines()[0]
-            raise RecordFileError(f"{path}:{lineno}: not a valid record: {first}") from None
+            raise RecordFileError(f"{path}:{lineno}: not a valid record: {first_error(e)}") from None
         yield rec
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -51,6 +52,9 @@ class Inputs:
 
     models: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    # Validators of the files' content, run before any work (a bad line stops the run in seconds, not
+    # after minutes of sampling); each raises an error whose message names file:line.
+    checks: list[Callable[[], None]] = field(default_factory=list)
 
     def hashes(self) -> dict[str, str]:
         """``{"model:NAME": weights hash, "file:PATH": content hash}``: what a cache key must include."""

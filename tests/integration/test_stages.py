@@ -138,6 +138,23 @@ def test_bad_input_stops_before_any_work_with_one_line(tmp_path, args, message):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize("command", [["train", "dpo", "--profile", "smoke", "--preferences", "prefs.jsonl"],
+                                     ["run", "--profile", "smoke", "--set", "train.preferences_file=prefs.jsonl"]])
+def test_a_preference_file_is_validated_whole_before_any_work(tmp_path, command):
+    """Issue 16 item 3: a prompt without role/content crashed `train dpo --preferences` with KeyError
+    'content' after a minute of sampling; now the whole file is read before a model loads (and before
+    `run` starts its baseline)."""
+    good = {"type": "preference", "task_id": "t", "prompt": [{"role": "user", "content": "Hi"}],
+            "chosen": "Hello!", "rejected": "Go away.", "labeler": "human:ann"}
+    lines = [good] * 3 + [{**good, "prompt": [{"x": "y"}]}]
+    (tmp_path / "prefs.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    proc = superalign(*command, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "prefs.jsonl:4: not a valid preference record: prompt: message 0: a chat message is" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
 def test_help_lists_every_stage_and_the_studio_without_markup(tmp_path):
     proc = superalign("--help", cwd=tmp_path)
     assert proc.returncode == 0

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from superalign.studio import store
-from superalign.studio.db import Label, open_db
+from superalign.studio import security, store
+from superalign.studio.db import Label, WebSession, open_db
 from superalign.studio.items import CampaignConfig, ItemSpec
 
 PROMPT = [{"role": "user", "content": "Which planet is largest?"}]
@@ -436,3 +436,101 @@ def test_every_api_field_refuses_malformed_values_and_writes_nothing(studio, tas
     ok = client.post("/api/v1/labels", headers=headers, json={"item_id": item_id, "submission_id": "6" * 16,
                                                                "answer": GOOD[task]})
     assert ok.status_code == 201 and studio.labels() == before + 1  # the table's premise: the good answer passes
+
+
+def test_an_item_that_cannot_be_shown_is_skipped_and_reported(studio):
+    """Issue 16 item 1: an item with a lone surrogate (stored before `campaign create` refused them) answered 500
+    on /label and /api/v1/next forever, the same item served again each time; now it leaves the queue, the
+    labeler gets the next item, and the admin sees which item and why."""
+    bad = ItemSpec(key="bad", task_id="t0", prompt=[{"role": "user", "content": "Q \ud800"}], response_a="a",
+                   response_b="b")
+    good = ItemSpec(key="good", task_id="t1", prompt=PROMPT, response_a="Jupiter", response_b="Saturn")
+    shapeless = ItemSpec(key="shapeless", task_id="t2", prompt=[{"x": "y"}], response_a="c", response_b="d")
+    with studio.sessions() as s:
+        broken = store.create_campaign(s, "broken", CampaignConfig(task="pairwise", gold_fraction=0, labels_per_item=2),
+                                       [bad, shapeless, good])
+        tokens = [store.add_labeler(s, broken, name)[1] for name in ("lee", "max")]
+        # max already holds the bad item open (served before this fix): that must not trap him either.
+        stuck = store._serve(s, store.find_labeler(s, tokens[1]), 1.0)
+        assert stuck.item.key == "bad"
+    client = studio.client()
+    _login(client, tokens[0])
+    page = client.get("/label")
+    assert page.status_code == 200 and "Jupiter" in page.text and "0 done · 1 left" in page.text
+    item = client.get("/api/v1/next", headers=_bearer(tokens[1])).json()["item"]
+    assert item["response_a"] == "Jupiter"
+    with studio.sessions() as s:
+        campaign = store.get_campaign(s, "broken")
+        assert store.counts(s, campaign).unrenderable == 2
+        reasons = dict(store.unrenderable(s, campaign))
+    assert "surrogates not allowed" in reasons["bad"] and "prompt: message 0" in reasons["shapeless"]
+    admin = studio.client()
+    _login(admin, studio.admin, "/admin/login")
+    section = admin.get("/admin").text.split('id="campaign-broken"')[1].split("</section>")[0]
+    assert 'data-unrenderable="2"' in section and "<code>bad</code>" in section
+    summary = admin.get("/api/v1/admin/campaigns", headers=_bearer(studio.admin)).json()
+    assert [x["item"] for x in next(c for c in summary if c["name"] == "broken")["unrenderable"]] == ["bad",
+                                                                                                    "shapeless"]
+
+
+def _cookie(client, name: str) -> str | None:
+    return client.cookies.get(name)
+
+
+def test_sessions_are_server_side_rotated_ended_and_expire(studio):
+    """Issue 16 item 7: the cookie was the raw invitation token, logout only deleted it (a copy kept working),
+    the session id was not rotated at login and a value chosen by an attacker was accepted."""
+    client = studio.client()
+    before = (client.get("/login"), _cookie(client, "sa_session"))[1]
+    assert _login(client, studio.tokens["ann"]).status_code == 303
+    cookie = _cookie(client, "sa_labeler")
+    assert cookie and cookie != studio.tokens["ann"]  # a session id, not the token
+    assert _cookie(client, "sa_session") not in (None, before)  # rotated at login
+
+    def signed_in(value: str) -> bool:
+        other = studio.client()
+        other.cookies.set("sa_labeler", value)
+        return other.get("/label").status_code == 200
+
+    assert signed_in(cookie)  # a copy works while the session lives...
+    assert not signed_in(studio.tokens["ann"])  # ...the token itself is no session
+    assert not signed_in("A" * 43)  # nor is a value the attacker made up
+    page = client.get("/label")
+    assert client.post("/logout", data={"csrf": _csrf(page)}).status_code == 303
+    assert not signed_in(cookie)  # logout ended it on the server: the copy stops working
+    # Expiry: idle too long, or open too long however busy; a re-issued token ends its sessions.
+    for age in ({"seen_at": -store.SESSION_IDLE - 1}, {"created_at": -store.SESSION_MAX - 1}):
+        client = studio.client()
+        _login(client, studio.tokens["bob"])
+        cookie = _cookie(client, "sa_labeler")
+        assert signed_in(cookie)
+        with studio.sessions() as s:
+            row = s.get(WebSession, security.hash_token(cookie))
+            for field, delta in age.items():
+                setattr(row, field, getattr(row, field) + delta)
+            s.commit()
+        assert not signed_in(cookie) and client.get("/label").headers["location"] == "/login"
+    client = studio.client()
+    _login(client, studio.tokens["bob"])
+    assert client.get("/label").status_code == 200
+    with studio.sessions() as s:
+        store.reissue_token(s, store.find_labeler(s, studio.tokens["bob"]))
+    assert client.get("/label").headers["location"] == "/login"
+
+
+def test_admin_sessions_end_at_logout_and_with_a_new_admin_token(studio):
+    admin = studio.client()
+    _login(admin, studio.admin, "/admin/login")
+    cookie = _cookie(admin, "sa_admin")
+    assert cookie != studio.admin and admin.get("/admin").status_code == 200
+    copy = studio.client()
+    copy.cookies.set("sa_admin", studio.admin)  # the admin token is no session either
+    assert copy.get("/admin").headers["location"] == "/admin/login"
+    copy.cookies.set("sa_admin", cookie)
+    assert copy.get("/admin").status_code == 200
+    assert admin.post("/admin/logout", data={"csrf": _csrf(admin.get("/admin"))}).status_code == 303
+    assert copy.get("/admin").headers["location"] == "/admin/login"
+    _login(admin, studio.admin, "/admin/login")
+    with studio.sessions() as s:
+        store.issue_admin_token(s)  # `superalign studio admin-token`: the old token and its sessions end
+    assert admin.get("/admin").headers["location"] == "/admin/login"

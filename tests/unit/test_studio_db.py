@@ -23,8 +23,8 @@ def test_migrations_create_the_models_schema(studio_db_url):
         # The migration scripts and db.py describe the same schema: no pending autogenerate diff.
         assert diff == []
         assert {"studio_campaigns", "studio_items", "studio_labelers", "studio_assignments", "studio_labels",
-                "studio_settings"} <= tables
-        assert version == "0001"
+                "studio_settings", "studio_web_sessions"} <= tables
+        assert version == "0002"
         migrate(engine)  # idempotent: upgrading an up-to-date database changes nothing
         from alembic import command
 
@@ -68,3 +68,22 @@ def test_plain_postgresql_urls_use_psycopg3():
     engine = make_engine("postgresql://u:p@127.0.0.1:1/d")
     assert engine.url.drivername == "postgresql+psycopg"
     engine.dispose()
+
+
+def test_a_0001_database_upgrades_with_its_items(studio_db_url):
+    """A studio database made before server-side sessions keeps its campaigns and items on upgrade."""
+    engine = make_engine(studio_db_url)
+    try:
+        migrate(engine, "0001")
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO studio_campaigns (id, name, task, config, created_at) "
+                              "VALUES (1, 'old', 'pairwise', '{\"task\": \"pairwise\"}', 0)"))
+            conn.execute(text("INSERT INTO studio_items (id, campaign_id, position, key, task_id, prompt, "
+                              "response_a, response_b, gold, meta) VALUES (1, 1, 0, 'k', 't', "
+                              "'[{\"role\": \"user\", \"content\": \"Hi\"}]', 'a', 'b', false, '{}')"))
+        migrate(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT key, render_error FROM studio_items")).all()
+        assert [tuple(r) for r in rows] == [("k", None)]
+    finally:
+        engine.dispose()

@@ -177,8 +177,8 @@ def test_config_defaults_and_validation():
 def test_items_that_training_would_trip_over_are_refused_at_creation(tmp_path):
     """Issue 16 item 3: these passed creation, labeling and export, then broke `train dpo --preferences`."""
     base = {"type": "studio_item", "task_id": "t", "prompt": "Which planet is largest?", "responses": ["a", "b"]}
-    cases = [({"prompt": [{"x": "y"}]}, "prompt.0: a chat message"),
-             ({"prompt": [{"role": "robot", "content": "hi"}]}, "prompt.0: a chat message"),
+    cases = [({"prompt": [{"x": "y"}]}, "prompt: message 0: a chat message"),
+             ({"prompt": [{"role": "robot", "content": "hi"}]}, "prompt: message 0: a chat message"),
              ({"prompt": ""}, "prompt: empty"), ({"prompt": []}, "prompt: empty"),
              ({"responses": ["a", "   \n"]}, "responses.1: empty or only whitespace"),
              ({"responses": ["same", "same"]}, "responses: the two responses are identical")]

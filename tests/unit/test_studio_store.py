@@ -310,3 +310,21 @@ def test_min_gold_accuracy_drops_unreliable_labelers(sessions):
         q = store.quality(s, c)
         accuracy = {lq.name: lq.gold_accuracy.value for lq in q.labelers}
         assert accuracy == {"good": 1.0, "bad": 0.0}
+
+
+def test_labels_of_items_no_record_can_hold_are_left_out_of_the_export(sessions, tmp_path):
+    """An item labeled before creation refused prompts without role/content: its label is left out (and
+    named), the rest still exports, and the training loader takes the export."""
+    with sessions() as s:
+        items = [ItemSpec(key="ok", task_id="t0", prompt=PROMPT, response_a="a", response_b="b"),
+                 ItemSpec(key="shapeless", task_id="t1", prompt=[{"x": "y"}], response_a="c", response_b="d")]
+        c = store.create_campaign(s, "old", CampaignConfig(task="pairwise", gold_fraction=0), items)
+        ann, _ = store.add_labeler(s, c, "ann")
+        for i in range(2):  # served and labeled as the studio did before the check existed
+            served = store._serve(s, ann, 1.0 + i)
+            store.submit(s, ann, served.item.id, f"sub-{i:06d}", {"choice": "A"})
+        left_out: list = []
+        records = store.export_records(s, c, left_out=left_out)
+    assert [r.meta["studio"]["item"] for r in records] == ["ok"]
+    assert [key for key, _ in left_out] == ["shapeless"] and "message 0" in left_out[0][1]
+    assert len(load_preferences(write_jsonl(tmp_path / "prefs.jsonl", records))) == 1

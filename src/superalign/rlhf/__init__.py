@@ -453,5 +453,13 @@ def _labels_metric(method: str, up_front: int, asked: int, config: Config, model
 
 def inputs(config: Config) -> Inputs:
     """The starting policy, the reward model's backbone and a human preference file, when given."""
-    files = [config.preferences_file] if config.preferences_file is not None else []
-    return Inputs(models=[config.model, config.reward_model.backbone], files=files)
+    if config.preferences_file is None:
+        return Inputs(models=[config.model, config.reward_model.backbone])
+
+    def check() -> None:  # every line of the file, before the models load
+        from superalign.rlhf.feedback import load_preferences
+
+        load_preferences(config.preferences_file)
+
+    return Inputs(models=[config.model, config.reward_model.backbone], files=[config.preferences_file],
+                  checks=[check])

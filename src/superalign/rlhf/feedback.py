@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from superalign.models import GenerationConfig, LoadedModel, generate
 from superalign.progress import NullProgress, Progress
-from superalign.records import Preference, jsonl_objects
+from superalign.records import Preference, first_error, jsonl_objects
 from superalign.world import Task
 from superalign.world.labelers import SimulatedLabeler
 from superalign.rlhf.config import PAIRS_HELP, FeedbackConfig, LabelerSettings, PairSelection  # noqa: F401 - re-exported
@@ -90,9 +90,7 @@ def _parse_record(path: Path, lineno: int, data: dict) -> Preference:
     try:
         return Preference.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        field = ".".join(str(x) for x in first["loc"]) or "record"
-        raise FeedbackDataError(f"{where}: not a valid preference record: {field}: {first['msg']}") from None
+        raise FeedbackDataError(f"{where}: not a valid preference record: {first_error(err)}") from None
 
 
 def load_preferences(path: str | Path) -> list[Preference]:

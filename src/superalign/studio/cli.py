@@ -65,6 +65,7 @@ def _split(text: str | None) -> list[str] | None:
 def cmd_campaign_create(args) -> int:
     from pydantic import ValidationError
 
+    from superalign.records import first_error
     from superalign.studio import store
     from superalign.studio.items import CampaignConfig, build_items, read_assistance, read_sources
 
@@ -75,8 +76,7 @@ def cmd_campaign_create(args) -> int:
     try:
         config = CampaignConfig(**{k: v for k, v in settings.items() if v is not None})
     except ValidationError as err:
-        first = err.errors()[0]
-        raise StudioError(f"{'.'.join(str(x) for x in first['loc'])}: {first['msg']}") from None
+        raise StudioError(first_error(err, "campaign")) from None
     assistance = read_assistance(args.assistance) if args.assistance else []
     items = build_items(read_sources(args.sources), config, assistance)
     _, sessions = _open(args)
@@ -150,7 +150,8 @@ def cmd_stats(args) -> int:
     with sessions() as s:
         campaign = store.get_campaign(s, args.campaign)
         summary = campaign_summary({"campaign": campaign, "counts": store.counts(s, campaign),
-                                    "quality": store.quality(s, campaign)})
+                                    "quality": store.quality(s, campaign),
+                                    "unrenderable": store.unrenderable(s, campaign)})
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -173,6 +174,8 @@ def cmd_stats(args) -> int:
               f"labels_per_hour={num(lab['labels_per_hour'], '.0f')}")
     print(f"  agreement on {q['overlap_items']} overlapping items: alpha({q['alpha_level']})={num(q['alpha'])} "
           f"kappa={num(q['kappa'])} ({q['kappa_pairs']} pairs)")
+    for bad in summary["unrenderable"]:
+        print(f"  item {bad['item']} could not be shown and left the queue: {bad['reason']}")
     if c["assisted_items"]:
         print(f"  accuracy with assistance {iv(q['accuracy_assisted'])}, without {iv(q['accuracy_unassisted'])}, "
               f"difference {iv(q['assistance_gain'])}")
@@ -188,8 +191,13 @@ def cmd_export(args) -> int:
     _, sessions = _open(args)
     with sessions() as s:
         campaign = store.get_campaign(s, args.campaign)
+        left_out: list[tuple[str, str]] = []
         records = store.export_records(s, campaign, include_gold=not args.no_gold,
-                                       min_gold_accuracy=args.min_gold_accuracy)
+                                       min_gold_accuracy=args.min_gold_accuracy, left_out=left_out)
+    if left_out:
+        key, why = left_out[0]
+        print(f"warning: {len(left_out)} label(s) left out: their items cannot be shown or trained on "
+              f"(e.g. item {key}: {why})", file=sys.stderr)
     if not records:
         raise StudioError(f"campaign {campaign.name!r} has no labels to export yet")
     if args.out:

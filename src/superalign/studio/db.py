@@ -64,6 +64,8 @@ class Item(Base):
     truth: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     gold: Mapped[bool] = mapped_column(Boolean, default=False)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Why the item could not be shown (e.g. text that cannot be encoded); such an item leaves every queue.
+    render_error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class Labeler(Base):
@@ -75,6 +77,21 @@ class Labeler(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the invitation token
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[float] = mapped_column(Float)
+
+
+class WebSession(Base):
+    """A signed-in browser: the cookie holds a random id, the table its hash, the credential it was opened
+    with (a re-issued or revoked token ends it) and when it was opened and last used (sessions expire)."""
+
+    __tablename__ = "studio_web_sessions"
+    __table_args__ = (Index("ix_web_session_labeler", "labeler_id"),)
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex of the cookie value
+    kind: Mapped[str] = mapped_column(String(10))  # "labeler" | "admin"
+    labeler_id: Mapped[int | None] = mapped_column(ForeignKey("studio_labelers.id", ondelete="CASCADE"),
+                                                   nullable=True)
+    credential_hash: Mapped[str] = mapped_column(String(64))  # the token's hash at sign-in
+    created_at: Mapped[float] = mapped_column(Float)
+    seen_at: Mapped[float] = mapped_column(Float)
 
 
 class Assignment(Base):

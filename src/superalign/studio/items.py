@@ -38,7 +38,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from superalign.records import AnyRecord, Demonstration, Evaluation, Preference, jsonl_objects
+from superalign.records import (AnyRecord, Demonstration, Evaluation, Preference, check_prompt, first_error,
+                                jsonl_objects)
 from superalign.studio import TASKS, StudioError
 
 Task = Literal["pairwise", "rating", "flaw", "demonstration"]
@@ -113,13 +114,10 @@ class ItemInput(BaseModel):
         if self.critique and self.debate:
             raise ValueError("an item carries a critique or a debate, not both")
         # What training would trip over minutes later (KeyError 'content', a pair with nothing to prefer):
-        messages = _messages(self.prompt)
-        for i, m in enumerate(messages):
-            if set(m) != {"role", "content"} or m["role"] not in ("system", "user", "assistant"):
-                raise ValueError(f"prompt.{i}: a chat message is {{\"role\": \"system\"|\"user\"|\"assistant\", "
-                                 f"\"content\": \"...\"}}, got {m}")
-        if not any(m["content"].strip() for m in messages):
-            raise ValueError("prompt: empty (a prompt needs text to answer)")
+        try:
+            check_prompt(_messages(self.prompt))  # the rule the records and the training loader apply
+        except ValueError as err:
+            raise ValueError(f"prompt: {err}") from None
         for i, r in enumerate(self.responses):
             if not r.strip():
                 raise ValueError(f"responses.{i}: empty or only whitespace (nothing to judge)")
@@ -221,9 +219,7 @@ def _validate_line(data: dict, where: str) -> Any:
             return ItemInput.model_validate(data)
         return _RECORD.validate_python(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"]) or "line"
-        raise StudioError(f"{where}: not a record or studio_item: {loc}: {first['msg']}") from None
+        raise StudioError(f"{where}: not a record or studio_item: {first_error(err, 'line')}") from None
 
 
 def read_assistance(path: str | Path) -> list[AssistanceInput]:
@@ -238,9 +234,7 @@ def read_assistance(path: str | Path) -> list[AssistanceInput]:
                 try:
                     out.append(AssistanceInput.model_validate_json(line))
                 except ValidationError as err:
-                    first = err.errors()[0]
-                    where = ".".join(str(x) for x in first["loc"]) or "line"
-                    raise StudioError(f"{path}:{lineno}: {where}: {first['msg']}") from None
+                    raise StudioError(f"{path}:{lineno}: {first_error(err, 'line')}") from None
     return out
 
 

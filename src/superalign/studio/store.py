@@ -13,6 +13,7 @@ that matter live here:
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import time
@@ -21,13 +22,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, delete, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from superalign.records import Demonstration, Flaw, Judgement, Preference, Record
+from superalign.records import Demonstration, Flaw, Judgement, Preference, Record, check_prompt, first_error
 from superalign.studio import StudioError, security
-from superalign.studio.db import Assignment, Campaign, Item, Label, Labeler, Setting
+from superalign.studio.db import Assignment, Campaign, Item, Label, Labeler, Setting, WebSession
 from superalign.studio.items import CampaignConfig, ItemSpec
 from superalign.studio.quality import LabelRow, Quality, campaign_quality, is_correct
 
@@ -103,9 +104,7 @@ def validate_answer(config: CampaignConfig, item: Item, raw: Any) -> dict[str, A
     try:
         answer = ANSWERS[config.task].model_validate(raw)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(x) for x in first["loc"]) or "answer"
-        raise InvalidInput(f"answer.{where}: {first['msg']}") from None
+        raise InvalidInput(f"answer.{first_error(err, 'answer')}") from None
     if isinstance(answer, PairwiseAnswer) and answer.choice == "tie" and answer.confidence not in (None, 0.5):
         raise InvalidInput("answer.confidence: a tie has no preferred response; leave confidence empty")
     if isinstance(answer, RatingAnswer) and not 1 <= answer.rating <= config.scale:
@@ -180,6 +179,70 @@ def find_labeler(session: Session, token: str | None) -> Labeler | None:
     if labeler is None or not labeler.active or not security.token_matches(token, labeler.token_hash):
         return None
     return labeler
+
+
+# --- browser sessions ---------------------------------------------------------------------------------
+
+SESSION_IDLE = 12 * 3600.0  # a browser unused this long signs in again
+SESSION_MAX = 7 * 86400.0  # and every browser after a week
+_SEEN_EVERY = 300.0  # refresh seen_at at most this often: not a database write per page view
+
+
+def open_web_session(session: Session, kind: Literal["labeler", "admin"], credential_hash: str,
+                     labeler_id: int | None = None, now: float | None = None) -> str:
+    """A fresh session for a browser that just signed in; returns the cookie value (stored hashed).
+
+    Every sign-in gets a new random id, so an id planted in a browser before sign-in (session fixation)
+    never becomes a signed-in one. Expired sessions are swept here, at sign-in, not on every request.
+    """
+    now = now or time.time()
+    session.execute(delete(WebSession).where(or_(WebSession.seen_at < now - SESSION_IDLE,
+                                                 WebSession.created_at < now - SESSION_MAX)))
+    cookie = security.new_token()
+    session.add(WebSession(id_hash=security.hash_token(cookie), kind=kind, labeler_id=labeler_id,
+                           credential_hash=credential_hash, created_at=now, seen_at=now))
+    session.commit()
+    return cookie
+
+
+def _web_session(session: Session, cookie: str | None, kind: str, now: float) -> WebSession | None:
+    """The live session of this cookie, or None: unknown ids (made up, signed out, swept) and expired ones."""
+    if not security.plausible_token(cookie):
+        return None
+    row = session.get(WebSession, security.hash_token(cookie))
+    if row is None or row.kind != kind:
+        return None
+    if row.seen_at < now - SESSION_IDLE or row.created_at < now - SESSION_MAX:
+        return None
+    if row.seen_at < now - _SEEN_EVERY:
+        row.seen_at = now
+        session.commit()
+    return row
+
+
+def session_labeler(session: Session, cookie: str | None, now: float | None = None) -> Labeler | None:
+    """The active labeler signed in with this cookie; None once the session ended, expired, or the labeler's
+    token was revoked or re-issued (the session belongs to the token it was opened with)."""
+    row = _web_session(session, cookie, "labeler", now or time.time())
+    if row is None:
+        return None
+    labeler = session.get(Labeler, row.labeler_id)
+    if labeler is None or not labeler.active or labeler.token_hash != row.credential_hash:
+        return None
+    return labeler
+
+
+def session_is_admin(session: Session, cookie: str | None, now: float | None = None) -> bool:
+    """Whether this cookie is a live admin session opened with the current admin token."""
+    row = _web_session(session, cookie, "admin", now or time.time())
+    return row is not None and row.credential_hash == _setting(session, "admin_token_sha256")
+
+
+def close_web_session(session: Session, cookie: str | None) -> None:
+    """Sign out: the session's row goes, so a copy of the cookie stops working too."""
+    if security.plausible_token(cookie):
+        session.execute(delete(WebSession).where(WebSession.id_hash == security.hash_token(cookie)))
+        session.commit()
 
 
 # --- campaigns and labelers ----------------------------------------------------------------------------
@@ -273,7 +336,8 @@ def _available(campaign: Campaign, config: CampaignConfig, labeler: Labeler, now
     taken = (select(func.count(Assignment.id))
              .where(Assignment.item_id == Item.id, or_(Assignment.done, Assignment.served_at >= cutoff))
              .scalar_subquery())
-    return and_(Item.campaign_id == campaign.id, ~mine, or_(Item.gold, taken < config.labels_per_item))
+    return and_(Item.campaign_id == campaign.id, Item.render_error.is_(None), ~mine,
+                or_(Item.gold, taken < config.labels_per_item))
 
 
 @dataclass
@@ -288,9 +352,36 @@ def next_item(session: Session, labeler: Labeler, now: float | None = None) -> S
     """The labeler's open item (served, not yet labeled) or the next one from the queue; None when done.
 
     Serving records an assignment: when (for time per item) and whether assisted (the randomized
-    treatment of an assistance study). Reloading the page serves the same item again.
+    treatment of an assistance study). Reloading the page serves the same item again. An item that cannot
+    be shown (:func:`item_problem`) is taken out of the queues and the next one served: one bad item
+    never locks a labeler out.
     """
-    now = now or time.time()
+    while (served := _serve(session, labeler, now or time.time())) is not None:
+        problem = item_problem(served.item)
+        if problem is None:
+            return served
+        mark_unrenderable(session, served.item, problem)
+    return None
+
+
+def item_problem(item: Item) -> str | None:
+    """Why a stored item cannot be shown to a labeler, or None. ``campaign create`` refuses such items;
+    this catches those stored before it did, or written by other tools."""
+    prompt = item.prompt
+    if not isinstance(prompt, list) or not all(isinstance(m, dict) and all(isinstance(v, str) for v in m.values())
+                                               for m in prompt):
+        return "prompt: not a list of chat messages"
+    try:
+        check_prompt(prompt)
+        # What the page and the API send: a lone surrogate (from a "\ud800" escape) cannot be encoded.
+        json.dumps([prompt, item.response_a, item.response_b, item.assistance], ensure_ascii=False).encode()
+    except (ValueError, TypeError) as err:  # UnicodeEncodeError is a ValueError
+        return f"{'prompt: ' if not isinstance(err, UnicodeError) else ''}{err}"
+    return None
+
+
+def _serve(session: Session, labeler: Labeler, now: float) -> Served | None:
+    """:func:`next_item` without the check of what it serves."""
     for _ in range(3):  # a concurrent request of the same labeler may create the assignment first
         open_ = session.scalars(select(Assignment).where(Assignment.labeler_id == labeler.id,
                                                          Assignment.done.is_(False))
@@ -315,6 +406,24 @@ def next_item(session: Session, labeler: Labeler, now: float | None = None) -> S
         except IntegrityError:
             session.rollback()
     raise StudioError("could not serve an item (concurrent requests); try again")
+
+
+def mark_unrenderable(session: Session, item: Item, reason: str) -> None:
+    """Take an item that cannot be shown out of every queue (closing the assignments that hold it open),
+    so that no labeler is stuck on it; the admin sees it with ``reason`` on the dashboard and in stats."""
+    item.render_error = reason[:500]
+    for assignment in session.scalars(select(Assignment).where(Assignment.item_id == item.id,
+                                                               Assignment.done.is_(False))):
+        assignment.done = True
+    session.commit()
+
+
+def unrenderable(session: Session, campaign: Campaign) -> list[tuple[str, str]]:
+    """``(item key, why)`` of the campaign's items taken out of the queues because they failed to render."""
+    rows = session.execute(select(Item.key, Item.render_error).where(Item.campaign_id == campaign.id,
+                                                                     Item.render_error.is_not(None))
+                           .order_by(Item.position))
+    return [(key, why) for key, why in rows]
 
 
 @dataclass
@@ -421,6 +530,7 @@ class CampaignCounts:
     labels: int
     assisted_labels: int
     labelers: int
+    unrenderable: int = 0  # items taken out of the queues because they failed to render
 
 
 def counts(session: Session, campaign: Campaign) -> CampaignCounts:
@@ -440,6 +550,8 @@ def counts(session: Session, campaign: Campaign) -> CampaignCounts:
         assisted_labels=session.scalar(select(func.count(Label.id)).where(Label.campaign_id == c,
                                                                           Label.assisted)) or 0,
         labelers=session.scalar(select(func.count(Labeler.id)).where(Labeler.campaign_id == c)) or 0,
+        unrenderable=session.scalar(select(func.count(Item.id)).where(Item.campaign_id == c,
+                                                                      Item.render_error.is_not(None))) or 0,
     )
 
 
@@ -464,11 +576,14 @@ def quality(session: Session, campaign: Campaign) -> Quality:
 
 
 def export_records(session: Session, campaign: Campaign, include_gold: bool = True,
-                   min_gold_accuracy: float | None = None) -> list[Record]:
+                   min_gold_accuracy: float | None = None,
+                   left_out: list[tuple[str, str]] | None = None) -> list[Record]:
     """The campaign's labels as pipeline records (see the package docstring for which record per task).
 
     ``min_gold_accuracy`` drops every label of labelers whose accuracy on gold items is below it (labelers
-    without gold labels are kept); ``include_gold=False`` drops the labels of gold items.
+    without gold labels are kept); ``include_gold=False`` drops the labels of gold items. Labels of items
+    that no record could hold (:func:`item_problem`: labeled before creation refused such items) are left
+    out, ``(item key, why)`` appended to ``left_out``, rather than failing the whole export.
     """
     task = campaign.task
     rows = _rows(session, campaign)
@@ -482,6 +597,10 @@ def export_records(session: Session, campaign: Campaign, include_gold: bool = Tr
     out: list[Record] = []
     for label, item, who in rows:
         if who.id in excluded or (item.gold and not include_gold):
+            continue
+        if (problem := item_problem(item)) is not None:
+            if left_out is not None:
+                left_out.append((item.key, problem))
             continue
         a = label.answer
         kind = item.assistance["kind"] if label.assisted and item.assistance else None
@@ -519,8 +638,6 @@ def export_records(session: Session, campaign: Campaign, include_gold: bool = Tr
 
 def hf_rows(records: Sequence[Record]) -> list[dict[str, Any]]:
     """Records as flat rows for a Hugging Face dataset: ``meta`` (free-form) becomes a JSON string column."""
-    import json
-
     rows = []
     for r in records:
         row = r.model_dump(mode="json")

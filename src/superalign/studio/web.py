@@ -232,7 +232,7 @@ def create_app(db: str | None = None, *, sessions: sessionmaker | None = None,
             return fn(s)
 
     def labeler_from_cookie(s: Session, request: Request) -> Labeler | None:
-        return store.find_labeler(s, request.cookies.get(LABELER_COOKIE))
+        return store.session_labeler(s, request.cookies.get(LABELER_COOKIE))
 
     # --- labeler pages --------------------------------------------------------------------------------
 
@@ -252,21 +252,35 @@ def create_app(db: str | None = None, *, sessions: sessionmaker | None = None,
             return message(request, 403, "Session expired", "The form was stale or came from another site. "
                            "Open the login page again.", ("/login", "Log in"))
         token = (form.get("token") if isinstance(form.get("token"), str) else "").strip()
-        labeler = await run_in_threadpool(with_session, lambda s: store.find_labeler(s, token))
-        if labeler is None:
+
+        def sign_in(s: Session) -> str | None:
+            labeler = store.find_labeler(s, token)
+            return store.open_web_session(s, "labeler", labeler.token_hash, labeler.id) if labeler else None
+
+        cookie = await run_in_threadpool(with_session, sign_in)
+        if cookie is None:
             return page(request, "login.html", 401, admin=False, error="Unknown or revoked token. Use the "
                         "invitation link you were sent, or ask the researcher for a new one.")
-        response = RedirectResponse("/label", status_code=303)
-        set_cookie(response, LABELER_COOKIE, token)
+        return signed_in("/label", LABELER_COOKIE, cookie)
+
+    def signed_in(target: str, name: str, cookie: str) -> Response:
+        """Redirect with the new session's cookie (never the token itself) and a new CSRF session id, so
+        that nothing a browser held before signing in is worth anything after."""
+        response = RedirectResponse(target, status_code=303)
+        set_cookie(response, name, cookie)
+        set_cookie(response, SESSION_COOKIE, security.new_token())
         return response
 
     async def log_out(request: Request, cookie: str, back: str, login: str):
-        """Forget the session's token cookie (a CSRF-checked POST, so no other site can log anyone out)."""
+        """End the server-side session (a copied cookie stops working too) and forget the cookies
+        (a CSRF-checked POST, so no other site can log anyone out)."""
         form = await request.form()
         if not csrf_ok(request, form):
             return message(request, 403, "Session expired", "Open the page again.", (back, "Back"))
+        await run_in_threadpool(with_session, lambda s: store.close_web_session(s, request.cookies.get(cookie)))
         response = RedirectResponse(login, status_code=303)
         response.delete_cookie(cookie, path="/")
+        response.delete_cookie(SESSION_COOKIE, path="/")  # the next page starts a fresh CSRF session
         return response
 
     @app.post("/logout")
@@ -328,7 +342,7 @@ def create_app(db: str | None = None, *, sessions: sessionmaker | None = None,
     # --- admin pages ---------------------------------------------------------------------------------------
 
     def is_admin(s: Session, request: Request) -> bool:
-        return store.admin_ok(s, request.cookies.get(ADMIN_COOKIE))
+        return store.session_is_admin(s, request.cookies.get(ADMIN_COOKIE))
 
     @app.get("/admin/login")
     def admin_login_page(request: Request):
@@ -341,11 +355,16 @@ def create_app(db: str | None = None, *, sessions: sessionmaker | None = None,
             return message(request, 403, "Session expired", "Open the login page again.",
                            ("/admin/login", "Log in"))
         token = (form.get("token") if isinstance(form.get("token"), str) else "").strip()
-        if not await run_in_threadpool(with_session, lambda s: store.admin_ok(s, token)):
+
+        def sign_in(s: Session) -> str | None:
+            if not store.admin_ok(s, token):
+                return None
+            return store.open_web_session(s, "admin", security.hash_token(token))
+
+        cookie = await run_in_threadpool(with_session, sign_in)
+        if cookie is None:
             return page(request, "login.html", 401, admin=True, error="Wrong admin token.")
-        response = RedirectResponse("/admin", status_code=303)
-        set_cookie(response, ADMIN_COOKIE, token)
-        return response
+        return signed_in("/admin", ADMIN_COOKIE, cookie)
 
     @app.post("/admin/logout")
     async def admin_logout(request: Request):
@@ -355,7 +374,8 @@ def create_app(db: str | None = None, *, sessions: sessionmaker | None = None,
         out = []
         for campaign in s.scalars(select(Campaign).order_by(Campaign.id)):
             out.append({"campaign": campaign, "config": store.campaign_config(campaign),
-                        "counts": store.counts(s, campaign), "quality": store.quality(s, campaign)})
+                        "counts": store.counts(s, campaign), "quality": store.quality(s, campaign),
+                        "unrenderable": store.unrenderable(s, campaign)})
         return out
 
     @app.get("/admin")
@@ -496,4 +516,5 @@ def campaign_summary(d: dict[str, Any]) -> dict[str, Any]:
         return x
 
     return {"name": d["campaign"].name, "task": d["campaign"].task, "counts": clean(d["counts"]),
-            "quality": clean(d["quality"])}
+            "quality": clean(d["quality"]),
+            "unrenderable": [{"item": key, "reason": why} for key, why in d.get("unrenderable", [])]}
