@@ -162,6 +162,23 @@ def test_campaign_create_refuses_bad_files_in_one_line(tmp_path, content, messag
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_campaign_create_warns_on_responses_nobody_can_judge(tmp_path):
+    """Issue 16 item 8: a tiny random model's records made items of blank lines and replacement characters,
+    accepted silently; now creation warns (and --drop-unreadable leaves them out)."""
+    prompt = [{"role": "user", "content": "Name a planet."}]
+    evals = [Evaluation(stage="baseline", model="m", task_id=f"t{i}", kind="fact", category="c", prompt=prompt,
+                        response=text, gold=1.0, passed=True)
+             for i, text in enumerate(["Jupiter.", "\n\n\n", "w\ufffd&j\ufffd-", "Saturn is one."])]
+    write_jsonl(tmp_path / "records.jsonl", evals)
+    proc = studio("studio", "campaign", "create", "c", "--task", "rating", "--from", "records.jsonl", cwd=tmp_path)
+    assert "campaign c: 4 rating items" in _ok(proc)
+    assert ("warning: 2 of 4 items have a response nobody can judge (1 blank, 1 replacement or control characters;"
+            in proc.stderr), proc.stderr
+    proc = studio("studio", "campaign", "create", "d", "--task", "rating", "--from", "records.jsonl",
+                  "--drop-unreadable", cwd=tmp_path)
+    assert "campaign d: 2 rating items" in _ok(proc) and "dropped 2 item(s)" in proc.stderr
+
+
 def test_export_needs_labels(tmp_path):
     items = tmp_path / "items.jsonl"
     items.write_text(json.dumps({"type": "studio_item", "task_id": "x", "prompt": "p", "responses": ["a", "b"]}) + "\n")

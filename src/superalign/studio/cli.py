@@ -10,6 +10,7 @@ import argparse
 import ipaddress
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 from superalign.studio import TASKS, StudioError
@@ -67,7 +68,8 @@ def cmd_campaign_create(args) -> int:
 
     from superalign.records import first_error
     from superalign.studio import store
-    from superalign.studio.items import CampaignConfig, build_items, read_assistance, read_sources
+    from superalign.studio.items import (CampaignConfig, arrange_items, collect_items, read_assistance,
+                                         read_sources, unreadable_items)
 
     settings = {"task": args.task, "labels_per_item": args.labels_per_item, "gold_fraction": args.gold_fraction,
                 "assist": args.assist, "assist_p": args.assist_p, "scale": args.scale, "seed": args.seed,
@@ -78,7 +80,20 @@ def cmd_campaign_create(args) -> int:
     except ValidationError as err:
         raise StudioError(first_error(err, "campaign")) from None
     assistance = read_assistance(args.assistance) if args.assistance else []
-    items = build_items(read_sources(args.sources), config, assistance)
+    items = collect_items(read_sources(args.sources), config)
+    bad = unreadable_items(items)
+    if bad and args.drop_unreadable:
+        dropped = {key for key, _ in bad}
+        items = [spec for spec in items if spec.key not in dropped]
+        if not items:
+            raise StudioError(f"all {len(bad)} items have a blank or unreadable response ({bad[0][1]}, e.g. item "
+                              f"{bad[0][0]}): nothing left to label")
+        print(f"dropped {len(bad)} item(s) with a blank or unreadable response", file=sys.stderr)
+    elif bad:
+        kinds = ", ".join(f"{n} {why}" for why, n in Counter(why for _, why in bad).most_common())
+        print(f"warning: {len(bad)} of {len(items)} items have a response nobody can judge ({kinds}; e.g. item "
+              f"{bad[0][0]}); --drop-unreadable leaves them out", file=sys.stderr)
+    items = arrange_items(items, config, assistance)
     _, sessions = _open(args)
     with sessions() as s:
         campaign = store.create_campaign(s, args.name, config, items)
@@ -251,6 +266,8 @@ def register(sub) -> None:
     c.add_argument("--limit", type=int, help="at most this many items (seeded sample)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--lease-minutes", type=float, help="an unlabeled served item is freed after this (default 60)")
+    c.add_argument("--drop-unreadable", action="store_true", help="leave out items with a blank or unreadable "
+                   "response (e.g. a random model's), which are otherwise kept with a warning")
     _db(c)
     c.set_defaults(func=cmd_campaign_create)
     c = csub.add_parser("list", help="campaigns with their counts")

@@ -342,11 +342,13 @@ def _prompts(sources: list[Any], config: CampaignConfig) -> list[ItemSpec]:
 
 def build_items(sources: list[Any], config: CampaignConfig,
                 assistance: Sequence[AssistanceInput] = ()) -> list[ItemSpec]:
-    """The campaign's items, in labeling order: deduplicated, sampled, assisted, gold chosen; all seeded.
+    """The campaign's items, in labeling order: deduplicated, sampled, assisted, gold chosen; all seeded
+    (:func:`collect_items` then :func:`arrange_items`)."""
+    return arrange_items(collect_items(sources, config), config, assistance)
 
-    Gold items are chosen among items with a known answer (``truth``) so that ``gold_fraction`` of all
-    items are gold (fewer if not enough answers are known); items marked gold in an items file stay gold.
-    """
+
+def collect_items(sources: list[Any], config: CampaignConfig) -> list[ItemSpec]:
+    """Every distinct item the sources give for the campaign's task, its text as a browser shows it."""
     if config.task not in TASKS:
         raise StudioError(f"unknown task {config.task!r}; choose one of {', '.join(TASKS)}")
     build = {"pairwise": _pairwise, "rating": _single, "flaw": _single, "demonstration": _prompts}[config.task]
@@ -356,9 +358,47 @@ def build_items(sources: list[Any], config: CampaignConfig,
     items = list(unique.values())
     for spec in items:
         spec.response_a, spec.response_b = clean_text(spec.response_a), clean_text(spec.response_b)
+    return items
+
+
+def unreadable(text: str | None) -> str | None:
+    """Why a response is no use to a person, or None: blank, replacement or control characters (bytes
+    that were not text, e.g. a random model's tokens), or fewer than 30% letters and digits among the
+    characters that are not spaces. A heuristic for a warning, not a refusal: a response of symbols can
+    be legitimate."""
+    if text is None:
+        return None
+    visible = "".join(text.split())
+    if not visible:
+        return "blank"
+    if "\ufffd" in text or any(ord(ch) < 32 and ch not in "\n\t" for ch in text):
+        return "replacement or control characters"
+    if sum(ch.isalnum() for ch in visible) < 0.3 * len(visible):
+        return "mostly symbols"
+    return None
+
+
+def unreadable_items(items: Sequence[ItemSpec]) -> list[tuple[str, str]]:
+    """``(key, why)`` of the items with a response that :func:`unreadable` flags."""
+    out = []
+    for spec in items:
+        why = unreadable(spec.response_a) or unreadable(spec.response_b)
+        if why:
+            out.append((spec.key, why))
+    return out
+
+
+def arrange_items(items: list[ItemSpec], config: CampaignConfig,
+                  assistance: Sequence[AssistanceInput] = ()) -> list[ItemSpec]:
+    """Sampled to ``limit``, assistance attached, shuffled into labeling order, gold chosen; all seeded.
+
+    Gold items are chosen among items with a known answer (``truth``) so that ``gold_fraction`` of all
+    items are gold (fewer if not enough answers are known); items marked gold in an items file stay gold.
+    """
     if not items:
         raise StudioError(f"the sources hold nothing to label for a {config.task} campaign (see "
                           "`superalign studio campaign create --help` for what each task takes)")
+    items = list(items)
     rng = random.Random(config.seed)
     if config.limit is not None and len(items) > config.limit:
         items = rng.sample(items, config.limit)
