@@ -176,10 +176,13 @@ def test_the_stage_metrics_are_computed_on_the_test_split_and_paired_by_task(sta
 # --- paired intervals -----------------------------------------------------------------------------------
 
 
+_Q = [{"role": "user", "content": "q"}]
+
+
 def _evals(model: str, golds: dict[str, float], facts: dict[str, bool] | None = None) -> list[Evaluation]:
     ins = [Evaluation(stage="train", model=model, task_id=t, kind="instruction", category="length:max_words",
-                      prompt=[], response="", gold=g, passed=g > 0.5) for t, g in golds.items()]
-    fact = [Evaluation(stage="train", model=model, task_id=t, kind="fact", category="geo", prompt=[], response="",
+                      prompt=_Q, response="", gold=g, passed=g > 0.5) for t, g in golds.items()]
+    fact = [Evaluation(stage="train", model=model, task_id=t, kind="fact", category="geo", prompt=_Q, response="",
                        gold=float(p), passed=p) for t, p in (facts or {}).items()]
     return ins + fact
 

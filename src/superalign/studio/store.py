@@ -373,10 +373,12 @@ def item_problem(item: Item) -> str | None:
         return "prompt: not a list of chat messages"
     try:
         check_prompt(prompt)
-        # What the page and the API send: a lone surrogate (from a "\ud800" escape) cannot be encoded.
+    except ValueError as err:
+        return f"prompt: {err}"
+    try:  # what the page and the API send: a lone surrogate (from a "\ud800" escape) cannot be encoded
         json.dumps([prompt, item.response_a, item.response_b, item.assistance], ensure_ascii=False).encode()
-    except (ValueError, TypeError) as err:  # UnicodeEncodeError is a ValueError
-        return f"{'prompt: ' if not isinstance(err, UnicodeError) else ''}{err}"
+    except (UnicodeError, TypeError) as err:
+        return str(err)
     return None
 
 

@@ -3,7 +3,9 @@
 Pages (browser; cookies are HttpOnly and SameSite=Strict, every POST form carries a CSRF token):
 
 - ``GET /login`` ``POST /login`` ``POST /logout``: a labeler signs in with their invitation token
-  (the invitation link carries it in the URL fragment, which never reaches the server or its logs).
+  (the invitation link carries it in the URL fragment, which never reaches the server or its logs); the
+  browser then holds a server-side session's id, not the token (``store.open_web_session``), which logout
+  deletes and which expires.
 - ``GET /label``: the labeler's current item, with progress; ``POST /label`` submits it.
 - ``GET /admin/login`` ``POST /admin/login`` ``POST /admin/logout`` ``GET /admin``: the dashboard;
   ``GET /admin/campaigns/{name}/export.jsonl``: the campaign's records.
