@@ -8,7 +8,7 @@ import torch
 from superalign.models import load
 from superalign.models.generation import end_of_turn_id, prompt_ids
 from superalign.records import Demonstration
-from superalign.rlhf import sft as sft_module
+from superalign.models import finetune as sft_module
 from superalign.rlhf.common import AdapterConfig, TrainingDiverged, make_trainable, trainable_state
 from superalign.rlhf.sft import SFTConfig, collate_demos, encode_demos, sft_loss, train_sft
 
