@@ -150,6 +150,22 @@ def paired_bootstrap_diff(
 MIN_SEEDS = 3
 
 
+def bootstrap_diff(a, b, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0) -> Interval:
+    """Interval of ``mean(a) - mean(b)`` for two independent samples, each resampled on its own.
+
+    For rates measured on different items (e.g. misbehaviour on one topic against the others); when the
+    items are the same in both conditions use :func:`paired_bootstrap_diff`. ``n`` is ``len(a) + len(b)``.
+    """
+    x, y = _as_1d(a, "a"), _as_1d(b, "b")
+    _check_confidence(confidence)
+    rng = np.random.default_rng(seed)
+    boot = (x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+            - y[rng.integers(0, y.size, size=(n_boot, y.size))].mean(axis=1))  # [n_boot]
+    alpha = 1.0 - confidence
+    low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
+    return Interval(float(x.mean() - y.mean()), float(low), float(high), int(x.size + y.size))
+
+
 def mean_ci_over_seeds(values, confidence: float = 0.95, min_n: int = MIN_SEEDS) -> Interval:
     """t-interval of the mean over independent seeds: mean ± t_{1-α/2, n-1} · s / √n (Student 1908).
 

@@ -163,6 +163,16 @@ class World:
             for t in (pool[i][0] for i in indices)
         ]
 
+    def cases(self, kind: str, n: int | None, split: str = "train") -> list[tuple[Task, Any]]:
+        """``(task, truth)`` pairs, as :meth:`tasks` orders them: the truth is an ``InstructionCase``, a
+        ``FactQuestion`` or a ``PolicyCase``.
+
+        For builders of training data that must know the answers (model organisms, synthetic datasets), the
+        world's own side of the wall; a technique under test gets tasks and the evaluator, never this.
+        """
+        truth = {t.id: case for t, case in self._pool(kind)}
+        return [(task, truth[task.id]) for task in self.tasks(kind, n, split)]
+
     def statements(self, n: int | None = None, split: str = "test") -> list[Statement]:
         """True/false statements of ``split`` (the first ``n``; ``None``: all).
 
