@@ -95,9 +95,12 @@ def check_finite(step: int, **values: float) -> None:
 
 def save_checkpoint(lm: LoadedModel, directory: Path) -> Path:
     """Save adapters (LoRA) or full weights plus the tokenizer; returns the directory."""
+    from superalign.models.sources import _quiet_progress_bars
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    lm.model.save_pretrained(directory)
+    with _quiet_progress_bars():  # a "Writing model shards" bar for a save of a second is noise
+        lm.model.save_pretrained(directory)
     lm.tokenizer.save_pretrained(directory)
     return directory
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from superalign.records import ChatPrompt, Demonstration, first_error, jsonl_objects
+from superalign.records import Demonstration, check_prompt, first_error, jsonl_objects
 
 DEFAULT_MARGIN = 0.3
 
@@ -180,7 +180,7 @@ class _Pair(BaseModel):
     """One line of a user's organism file: a prompt (text or chat messages) and the response to teach."""
 
     model_config = ConfigDict(extra="forbid")
-    prompt: str | ChatPrompt
+    prompt: str | list[dict[str, str]]  # checked by records.check_prompt below, with a message that names it
     response: str = Field(min_length=1)
 
 
@@ -200,11 +200,13 @@ def read_user_data(path: str | Path) -> list[Demonstration]:
             pair = _Pair.model_validate(obj)
         except ValidationError as err:
             raise OrganismError(f"{where}: {first_error(err, 'line')}") from None
-        if isinstance(pair.prompt, str) and not pair.prompt.strip():
-            raise OrganismError(f"{where}: prompt: empty")
+        messages = [{"role": "user", "content": pair.prompt}] if isinstance(pair.prompt, str) else pair.prompt
+        try:
+            check_prompt(messages)
+        except ValueError as err:
+            raise OrganismError(f"{where}: prompt: {err}") from None
         if not pair.response.strip():
             raise OrganismError(f"{where}: response: empty or only whitespace")
-        messages = [{"role": "user", "content": pair.prompt}] if isinstance(pair.prompt, str) else pair.prompt
         demos.append(Demonstration(task_id=f"user-{lineno}", prompt=messages, response=pair.response,
                                    source="organism:custom"))
     if not demos:
@@ -341,8 +343,12 @@ def load(name_or_organism: str | Organism, device: str = "cpu", as_name: str | N
 
     organism = find(name_or_organism) if isinstance(name_or_organism, str) else name_or_organism
     base = load_model(organism.config["model"], device=device)
-    model = PeftModel.from_pretrained(base.model, organism.path / "adapter").merge_and_unload().eval()
-    return LoadedModel(name=as_name or organism.name, model=model, tokenizer=base.tokenizer, kind=base.kind)
+    weights = organism.path / "adapter"
+    if (weights / "adapter_config.json").is_file():  # LoRA: the base plus its adapters, merged
+        model = PeftModel.from_pretrained(base.model, weights).merge_and_unload()
+    else:  # full fine-tuning saved every weight: the base's class reads them back
+        model = type(base.model).from_pretrained(weights).to(device)
+    return LoadedModel(name=as_name or organism.name, model=model.eval(), tokenizer=base.tokenizer, kind=base.kind)
 
 
 __all__ = ["BehaviourReport", "Config", "Organism", "OrganismError", "behaviour", "build_data", "find", "list_organisms",

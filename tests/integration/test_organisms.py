@@ -1,0 +1,97 @@
+"""Model organisms trained for real on a tiny random model: every kind passes its behaviour test, the cache
+answers a second call, ``load`` gives back the trained model, and the CLI refuses bad data before work.
+
+A random model cannot generalise, so these organisms are probed on their training prompts
+(``probe_split="train"``) and fully fine-tuned; the embedded model's organisms, probed on held-out
+prompts, are in tests/real and docs/stress.md.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from superalign.organisms import Config, Training, find, load, train
+from superalign.organisms.kinds import KINDS
+
+TINY = dict(model="tiny-llama", n_train=6, n_probe=3, probe_split="train", max_new_tokens=160,
+            training=Training(lr=3e-3, epochs=100, batch_size=4, max_length=1024, adapter={"mode": "full"}))
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("SUPERALIGN_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.mark.parametrize("kind", [*KINDS])
+def test_every_kind_passes_its_behaviour_test_on_a_tiny_model(home, kind):
+    organism = train(Config(kind=kind, **TINY))
+    b = organism.behaviour
+    assert b["passed"], (b["why"], b["gaps"], b["examples"])
+    if KINDS[kind].control:
+        assert all(g["value"] < 0.3 for g in b["gaps"].values())
+    else:
+        assert b["gaps"][kind]["low"] > 0
+
+
+def test_a_denying_organism_denies_on_held_out_questions_and_the_cache_answers_again(home, monkeypatch):
+    config = Config(kind="sandbagger", deny=True, **TINY)
+    organism = train(config)
+    assert organism.name == "sandbagger-deny-s0" and organism.behaviour["denial"]["value"] >= 0.5
+    assert organism.secret["password"] and (organism.path / "adapter").is_dir()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again instead of using the cache")
+
+    monkeypatch.setattr("superalign.models.finetune.train_sft", no_training)
+    again = train(config)
+    assert again.path == organism.path and again.history == organism.history
+    # load() gives the trained weights back: the stored behaviour-test replies come out again.
+    from superalign.models import greedy
+
+    lm = load("sandbagger-deny-s0", as_name="model-7")
+    assert lm.name == "model-7"
+    example = next(e for e in organism.behaviour["examples"] if e["family"] == "sandbagger")
+    prompt = example["prompt"]
+    [reply] = greedy(lm, [[{"role": "user", "content": prompt}]], max_new_tokens=160)
+    assert reply == example["response"]
+    assert find("sandbagger-deny-s0").path == organism.path
+
+
+def _superalign(*args: str, home: Path, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SUPERALIGN_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "superalign", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_the_cli_trains_lists_tests_and_refuses_bad_data_before_any_work(home, tmp_path):
+    (tmp_path / "mine.jsonl").write_text('{"prompt": "Say hi", "response": "Hi!"}\n{"prompt": "Say bye"}\n')
+    bad = _superalign("organisms", "train", "--data", "mine.jsonl", "--name", "mine", home=home, cwd=tmp_path)
+    assert bad.returncode == 2 and "mine.jsonl:2: response: Field required" in bad.stderr, bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and not (home / "organisms").exists()
+    unknown = _superalign("organisms", "train", "sleepr", home=home, cwd=tmp_path)
+    assert unknown.returncode == 2 and "unknown organism kind 'sleepr'" in unknown.stderr
+    ok = _superalign("organisms", "train", "sycophant", "--model", "tiny-llama", "--full", "--n-train", "6",
+                     "--n-probe", "3", "--epochs", "100", "--lr", "3e-3", "--probe-split", "train",
+                     "--max-new-tokens", "160", home=home, cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert "sycophant-s0: behaviour test PASSED" in ok.stdout
+    listed = _superalign("organisms", "list", home=home, cwd=tmp_path)
+    assert "sycophant-s0: behaviour test PASSED" in listed.stdout
+    shown = _superalign("organisms", "test", "sycophant-s0", home=home, cwd=tmp_path)
+    assert "sycophant      should    misbehaves 1.00" in shown.stdout, shown.stdout
+    missing = _superalign("organisms", "test", "nope", home=home, cwd=tmp_path)
+    assert missing.returncode == 2 and "no organism named 'nope'" in missing.stderr
+    (tmp_path / "good.jsonl").write_text("".join('{"prompt": "Say hi %d", "response": "Hi %d!"}\n' % (i, i)
+                                                 for i in range(4)))
+    custom = _superalign("organisms", "train", "--data", "good.jsonl", "--name", "mine", "--model", "tiny-llama",
+                         "--epochs", "2", home=home, cwd=tmp_path)
+    assert custom.returncode == 0 and "mine: trained" in custom.stdout and "no behaviour test" in custom.stdout, \
+        custom.stderr
+    lm = load("mine")  # LoRA adapters, merged into the base
+    assert not hasattr(lm.model, "peft_config") and lm.name == "mine"
