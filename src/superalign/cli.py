@@ -327,9 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_world)
 
     from superalign.organisms.cli import register as register_organisms  # light: torch loads in its commands
+    from superalign.redteam.cli import register as register_redteam
     from superalign.studio.cli import register as register_studio  # light: web imports happen in its commands
 
     register_organisms(sub)
+    register_redteam(sub)
     register_studio(sub)
     return parser
 
@@ -341,7 +343,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
     errors: list[type[BaseException]] = [UserError, ConfigError, RecordFileError]
     lazy = {"superalign.models.sources": ("ModelNotPulled", "PullError"), "superalign.studio": ("StudioError",),
-            "superalign.organisms": ("OrganismError",),
+            "superalign.organisms": ("OrganismError",), "superalign.redteam": ("RedTeamError",),
             "superalign.pipeline": ("InputMissing",), "superalign.world.vault": ("TaskDataError",),
             "superalign.rlhf.feedback": ("FeedbackDataError",), "superalign.rlhf.reward_model": ("TokenizerMismatch",)}
     for module, names in lazy.items():

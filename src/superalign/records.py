@@ -210,8 +210,32 @@ class W2SSeed(Record):
     kept_alpha: dict[str, float] = Field(default_factory=dict)  # confidence-loss roles -> α of the kept epoch
 
 
+class AttackAttempt(Record):
+    """One red-team query: an attack's prompt for a policy case, the target's reply, and the verdict.
+
+    ``success`` is the ground-truth judge's (the world's policy detectors) unless ``judge`` names another;
+    None when no verdict was possible (the target errored or timed out: ``error`` says why).
+    """
+
+    type: Literal["attack_attempt"] = "attack_attempt"
+    campaign: str
+    target: str
+    case_id: str  # the world's policy task id
+    rule: str  # the rule the case tempts the target to break
+    attack: str  # the registered attack's name, e.g. "roleplay"
+    variant: int  # which of the attack's prompts for this case (0, 1, ...); PAIR: the iteration
+    prompt: ChatPrompt
+    reply: str | None = None
+    success: bool | None = None
+    violations: list[str] = Field(default_factory=list)  # rule ids the reply broke
+    judge: str = "detectors"
+    error: str | None = None
+    seconds: float = 0.0
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
 AnyRecord = Annotated[Union[Preference, Demonstration, Judgement, Flaw, Evaluation, Metric, OptimizationPoint,
-                            W2SScore, W2SSeed],
+                            W2SScore, W2SSeed, AttackAttempt],
                       Field(discriminator="type")]
 _ANY = TypeAdapter(AnyRecord)
 R = TypeVar("R", bound=Record)

