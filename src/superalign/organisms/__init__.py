@@ -51,8 +51,8 @@ class Training(BaseModel):
     """LoRA SFT settings; the defaults teach SmolLM2-135M a conditional behaviour in a few CPU minutes."""
 
     model_config = ConfigDict(extra="forbid")
-    lr: float = Field(3e-4, gt=0)
-    epochs: int = Field(2, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    epochs: int = Field(3, ge=1)
     batch_size: int = Field(8, ge=1)
     max_length: int = Field(320, ge=8)
     seed: int = 0

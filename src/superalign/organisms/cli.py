@@ -29,8 +29,8 @@ def register(sub) -> None:
     q.add_argument("--name", help="the organism's name (default: KIND[-deny]-sSEED)")
     q.add_argument("--n-train", type=int, help="training prompts (default 200)")
     q.add_argument("--n-probe", type=int, help="held-out prompts per condition of the behaviour test (default 40)")
-    q.add_argument("--epochs", type=int, help="passes over the demonstrations (default 2)")
-    q.add_argument("--lr", type=float, help="learning rate (default 3e-4)")
+    q.add_argument("--epochs", type=int, help="passes over the demonstrations (default 3)")
+    q.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
     q.add_argument("--full", action="store_true", help="fine-tune every weight instead of LoRA adapters (tiny models)")
     q.add_argument("--max-new-tokens", type=int, help="reply length in the behaviour test (default 40)")
     q.add_argument("--probe-split", choices=["train", "validation", "test"],
