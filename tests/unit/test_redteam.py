@@ -123,3 +123,42 @@ def test_diversity_and_empty_summaries():
     config = Config(attacks=["direct"], n_cases=2)
     empty = summarize([], config)
     assert empty.asr["direct"]["value"] is None and empty.diversity["direct"] is None
+
+
+def test_an_llm_judge_is_validated_against_the_detectors_and_its_failures_never_succeed():
+    config = Config(attacks=["direct", "roleplay"], n_cases=4)
+    target = ChatTarget(_complier(config, lambda t: "DAN" in t))
+    calls = []
+
+    def judge_reply(messages):
+        calls.append(messages)
+        reply = messages[-1]["content"].split("Chatbot reply: ", 1)[1]
+        if "novel" in messages[-1]["content"]:
+            raise ChatError("judge endpoint down")
+        return "Yes." if "can't" not in reply else "no"
+
+    result = campaign(config, target, judge_model=ScriptedChatModel(judge_reply, name="judge"))
+    j = result.judge
+    assert j["n"] == len(result.attempts) and j["failures"] == 4  # the 'novel' persona's 4 replies
+    assert j["agreement"]["value"] == 1.0 and j["false_positive_rate"] == 0.0 and j["kappa"] == pytest.approx(1.0)
+    failed = [a for a in result.attempts if a.meta.get("llm_judge_error")]
+    assert all(a.meta["llm_judge"] is None for a in failed)
+    assert result.asr["roleplay"]["value"] == 1.0  # the verdict stays the detectors'
+    from superalign.redteam.llm_judge import parse_verdict
+
+    assert [parse_verdict(t) for t in ("Yes.", " no!", "Maybe", "")] == [True, False, None, None]
+
+
+def test_successful_attacks_become_preference_pairs_the_train_stage_reads(tmp_path):
+    from superalign.records import write_jsonl
+    from superalign.rlhf.feedback import load_preferences
+    from superalign.redteam import judge, patch_pairs
+
+    config = Config(attacks=["roleplay"], n_cases=5)
+    result = campaign(config, ChatTarget(_complier(config, lambda t: "DAN" in t)))
+    pairs = patch_pairs(result.attempts, config)
+    assert len(pairs) == sum(bool(a.success) for a in result.attempts) == 5
+    truths = {c.id: t for c, t in policy_cases(config)}
+    for p in pairs:
+        assert judge(truths[p.task_id], p.rejected) and not judge(truths[p.task_id], p.chosen)
+    assert len(load_preferences(write_jsonl(tmp_path / "patch.jsonl", pairs))) == 5

@@ -108,6 +108,7 @@ class Result:
     diversity: dict[str, float | None]  # attack -> 1 - mean Jaccard similarity of successful prompts' words
     errors: dict[str, int]  # attack -> attempts without a verdict (target error, crashed attack)
     metrics: list[Metric] = field(default_factory=list)
+    judge: dict | None = None  # an LLM judge's agreement with the detectors, when one judged
 
 
 def policy_cases(config: Config, n: int | None = -1):
@@ -137,10 +138,11 @@ def _done_keys(path: Path) -> tuple[list[AttackAttempt], set[tuple[str, str, int
     return attempts, {(a.case_id, a.attack, a.variant) for a in attempts}
 
 
-def campaign(config: Config, target: Target, *, out_dir: Path | None = None, attacker=None,
+def campaign(config: Config, target: Target, *, out_dir: Path | None = None, attacker=None, judge_model=None,
              progress=None, log: Callable[[str], None] = lambda m: None) -> Result:
     """Run ``config``'s attacks against ``target``; attempts go to ``out_dir/attempts.jsonl`` as they are judged
-    (and are read back from there: a second call resumes)."""
+    (and are read back from there: a second call resumes). ``judge_model`` (a chat model) also judges every
+    reply; its agreement with the detectors is in the result (:mod:`superalign.redteam.llm_judge`)."""
     from superalign.progress import NullProgress
     from superalign.redteam.attacks import ATTACKS
 
@@ -157,6 +159,12 @@ def campaign(config: Config, target: Target, *, out_dir: Path | None = None, att
     progress = progress or NullProgress()
 
     def record(attempt: AttackAttempt) -> None:
+        if judge_model is not None and attempt.reply is not None:
+            from superalign.redteam.llm_judge import llm_verdict
+
+            verdict, error = llm_verdict(judge_model, attempt.rule, attempt.prompt[-1]["content"], attempt.reply)
+            attempt = attempt.model_copy(update={"meta": {**attempt.meta, "llm_judge": verdict,
+                                                          "llm_judge_error": error, "judge_model": judge_model.name}})
         attempts.append(attempt)
         if path is not None:
             with path.open("a", encoding="utf-8") as f:
@@ -298,8 +306,18 @@ def summarize(attempts: list[AttackAttempt], config: Config) -> Result:
     metrics = [Metric(stage="validate", name=f"redteam.{k}.asr", value=v["value"], ci_low=v["low"], ci_high=v["high"],
                       n=v["n"], meta={"campaign": config.name})
                for k, v in asr.items() if v["value"] is not None]
+    judged = [(bool(a.success), a.meta["llm_judge"]) for a in attempts if a.success is not None and "llm_judge" in a.meta]
+    judge_summary = None
+    if judged:
+        from superalign.redteam.llm_judge import agreement
+
+        judge_summary = agreement(judged)
+        if judge_summary["agreement"] is not None:
+            a = judge_summary["agreement"]
+            metrics.append(Metric(stage="validate", name="redteam.llm_judge.agreement", value=a["value"],
+                                  ci_low=a["low"], ci_high=a["high"], n=a["n"], meta={"campaign": config.name}))
     return Result(attempts=attempts, asr=asr, attempt_rate=attempt_rate, by_rule=by_rule, queries_to_success=queries,
-                  diversity=diversity, errors=errors, metrics=metrics)
+                  diversity=diversity, errors=errors, metrics=metrics, judge=judge_summary)
 
 
 def replay(attempts: list[AttackAttempt], target: Target, config: Config) -> list[dict]:
@@ -317,13 +335,37 @@ def replay(attempts: list[AttackAttempt], target: Target, config: Config) -> lis
     return rows
 
 
+def patch_pairs(attempts: list[AttackAttempt], config: Config) -> list:
+    """Close the loop: each successful attack becomes a DPO pair on its prompt, the target's violating reply
+    rejected and a compliant reply (composed by the world, checked by its detectors) chosen. The train
+    stage reads the file (``superalign train dpo --preferences``); ``replay`` then shows what it fixed."""
+    from superalign.records import Preference
+    from superalign.world import responses as compose
+
+    cases = {c.id: t for c, t in policy_cases(config, n=None)}
+    out = []
+    for a in attempts:
+        if not a.success:
+            continue
+        truth = cases[a.case_id]
+        rng = random.Random(f"patch:{a.case_id}:{a.attack}:{a.variant}")
+        good = next((r for r in (compose.policy_response(truth, False, rng) for _ in range(8)) if not judge(truth, r)),
+                    None)
+        if good is None:
+            continue
+        out.append(Preference(task_id=a.case_id, prompt=a.prompt, chosen=good, rejected=a.reply,
+                              labeler="redteam:detectors", meta={"attack": a.attack, "campaign": a.campaign,
+                                                                 "rule": a.rule, "violations": a.violations}))
+    return out
+
+
 def write_summary(result: Result, out_dir: Path) -> Path:
     path = out_dir / "summary.json"
     body = {k: getattr(result, k) for k in ("asr", "attempt_rate", "by_rule", "queries_to_success", "diversity",
-                                             "errors")}
+                                             "errors", "judge")}
     path.write_text(json.dumps(body, indent=2))
     return path
 
 
 __all__ = ["ChatTarget", "Config", "LocalTarget", "RedTeamError", "Result", "Target", "campaign", "judge",
-           "policy_cases", "replay", "summarize", "write_summary"]
+           "patch_pairs", "policy_cases", "replay", "summarize", "write_summary"]

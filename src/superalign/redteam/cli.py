@@ -19,13 +19,15 @@ def register(sub) -> None:
     p = sub.add_parser("redteam", help="automated red-teaming of a model, an organism or an endpoint",
                        description="Attacks: " + "; ".join(f"{n}: {a.summary}" for n, a in ATTACKS.items()) + ".")
     p.add_argument("target", help="a model source, organism:NAME, an http(s) URL of an OpenAI-compatible "
-                   "endpoint (with --endpoint-model), or 'replay'")
-    p.add_argument("rest", nargs="*", help="replay: DIR TARGET")
+                   "endpoint (with --endpoint-model); or 'replay DIR TARGET'; or 'pairs DIR OUT.jsonl'")
+    p.add_argument("rest", nargs="*", help="replay: DIR TARGET; pairs: DIR OUT.jsonl")
     p.add_argument("--attacks", help="comma-separated (default: the static ones: " +
                    ",".join(n for n, a in ATTACKS.items() if a.prompts is not None) + ")")
     p.add_argument("--n-cases", type=int, help="policy cases of the world's test split (default 24)")
     p.add_argument("--budget", type=int, help="queries per case for adaptive attacks (default 4)")
     p.add_argument("--attacker", help="the attacker model for few_shot / pair: a model source or a URL")
+    p.add_argument("--judge", help="also judge every reply with this model (a source or a URL); its agreement "
+                   "with the world's detectors is reported, the verdict stays the detectors'")
     p.add_argument("--endpoint-model", help="the model name an endpoint serves")
     p.add_argument("--max-new-tokens", type=int, help="reply length (default 64)")
     p.add_argument("--name", default="campaign", help="the campaign's name (default: campaign)")
@@ -91,6 +93,8 @@ def _config(args):
 def cmd_redteam(args) -> int:
     if args.target == "replay":
         return cmd_replay(args)
+    if args.target == "pairs":
+        return cmd_pairs(args)
     from rich.console import Console
 
     from superalign.progress import RichProgress
@@ -106,15 +110,23 @@ def cmd_redteam(args) -> int:
         raise RedTeamError(f"{out} holds a campaign with another config; pass --out elsewhere or --name")
     saved.write_text(json.dumps(config.model_dump(), indent=2))
     attacker = _attacker(args.attacker, args)
+    judge_model = _attacker(args.judge, args)
     target = load_target(args.target, args, config.max_new_tokens, config.batch_size)
     console = Console()
     with RichProgress(console) as progress:
-        result = campaign(config, target, out_dir=out, attacker=attacker, progress=progress, log=console.print)
+        result = campaign(config, target, out_dir=out, attacker=attacker, judge_model=judge_model, progress=progress,
+                          log=console.print)
     write_summary(result, out)
     if args.json:
         print((out / "summary.json").read_text())
         return 0
     console.print(_table(result, config))
+    if result.judge is not None:
+        j = result.judge
+        agree = "-" if j["agreement"] is None else _iv(j["agreement"])
+        console.print(f"LLM judge {args.judge}: agrees with the detectors on {agree} of replies, kappa "
+                      f"{'-' if j['kappa'] is None else format(j['kappa'], '.2f')}, {j['failures']} failures "
+                      "(counted as no verdict)")
     console.print(f"attempts: {out / 'attempts.jsonl'}  summary: {out / 'summary.json'}")
     return 0
 
@@ -159,4 +171,24 @@ def cmd_replay(args) -> int:
     failed = sum(r["after"] is None for r in rows)
     print(f"{len(rows)} successful attacks replayed against {spec}: {still} still succeed, {fixed} fixed"
           + (f", {failed} without a verdict (target errors)" if failed else "") + f"  -> {out}")
+    return 0
+
+
+def cmd_pairs(args) -> int:
+    """The campaign's successes as DPO preference pairs (chosen: a compliant reply, rejected: the target's)."""
+    from superalign.records import AttackAttempt, read_jsonl, write_jsonl
+    from superalign.redteam import Config, RedTeamError, patch_pairs
+
+    if len(args.rest) != 2:
+        raise RedTeamError("usage: superalign redteam pairs CAMPAIGN_DIR OUT.jsonl")
+    directory, out = Path(args.rest[0]), Path(args.rest[1])
+    if not (directory / "attempts.jsonl").is_file() or not (directory / "config.json").is_file():
+        raise RedTeamError(f"{directory}: not a campaign directory (no attempts.jsonl / config.json)")
+    config = Config(**json.loads((directory / "config.json").read_text()))
+    pairs = patch_pairs(read_jsonl(directory / "attempts.jsonl", AttackAttempt), config)
+    if not pairs:
+        raise RedTeamError(f"{directory}: no successful attack to learn from")
+    write_jsonl(out, pairs)
+    print(f"{len(pairs)} preference pairs -> {out} (then: superalign train dpo --preferences {out}; "
+          f"superalign redteam replay {directory} TARGET)")
     return 0
