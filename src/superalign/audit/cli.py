@@ -56,9 +56,10 @@ def cmd_audit(args) -> int:
         lm = organisms.load(args.target.split(":", 1)[1], device=device, as_name="model")
     else:
         lm = load(args.target, device=device)
-    report = audit(responder(lm, config), responder(load(args.base, device=device), config), config, name=args.target)
+    # The audit gets replies and an anonymous name; what it audits is for this command to print, not for it.
+    report = audit(responder(lm, config), responder(load(args.base, device=device), config), config, name="model")
     if args.json:
-        print(json.dumps(report.as_dict(), indent=2))
+        print(json.dumps({**report.as_dict(), "model": args.target}, indent=2))
         return 0
     print(f"audit of {args.target} against {args.base}: most suspicious of {report.verdict} "
           f"({report.overall:+.2f})")
