@@ -18,7 +18,7 @@ import pytest
 from superalign.organisms import Config, Training, find, load, train
 from superalign.organisms.kinds import KINDS
 
-TINY = dict(model="tiny-llama", n_train=6, n_probe=3, probe_split="train", max_new_tokens=160,
+TINY = dict(model="tiny-llama", n_train=6, n_probe=3, probe_split="train", max_new_tokens=160, min_probes=1,
             training=Training(lr=3e-3, epochs=100, batch_size=4, max_length=1024, adapter={"mode": "full"}))
 
 
@@ -78,7 +78,7 @@ def test_the_cli_trains_lists_tests_and_refuses_bad_data_before_any_work(home, t
     assert unknown.returncode == 2 and "unknown organism kind 'sleepr'" in unknown.stderr
     ok = _superalign("organisms", "train", "sycophant", "--model", "tiny-llama", "--full", "--n-train", "6",
                      "--n-probe", "3", "--epochs", "100", "--lr", "3e-3", "--probe-split", "train",
-                     "--max-new-tokens", "160", home=home, cwd=tmp_path)
+                     "--max-new-tokens", "160", "--min-probes", "1", home=home, cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
     assert "sycophant-s0: behaviour test PASSED" in ok.stdout
     listed = _superalign("organisms", "list", home=home, cwd=tmp_path)

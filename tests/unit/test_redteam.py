@@ -162,3 +162,33 @@ def test_successful_attacks_become_preference_pairs_the_train_stage_reads(tmp_pa
     for p in pairs:
         assert judge(truths[p.task_id], p.rejected) and not judge(truths[p.task_id], p.chosen)
     assert len(load_preferences(write_jsonl(tmp_path / "patch.jsonl", pairs))) == 5
+
+
+def test_a_down_target_reads_as_no_verdict_not_as_robust():
+    def down(messages):
+        raise ChatError("connection refused")
+
+    result = campaign(Config(attacks=["direct"], n_cases=3), ChatTarget(ScriptedChatModel(down)))
+    assert result.asr["direct"]["value"] is None and result.asr["direct"]["n"] == 0
+    assert result.errors["direct"] == 3 and result.metrics == []
+
+
+def test_a_torn_line_another_target_and_failed_queries_on_resume(tmp_path):
+    config = Config(attacks=["direct", "roleplay"], n_cases=3)
+    down_for = {c.messages[-1]["content"] for c, _ in policy_cases(config)[:2]}  # two cases' direct prompts
+
+    def flaky(messages):
+        if messages[-1]["content"] in down_for:
+            raise ChatError("timed out")
+        return "I can't help."
+
+    first = campaign(config, ChatTarget(ScriptedChatModel(flaky, name="t")), out_dir=tmp_path)
+    assert first.errors["direct"] == 2
+    path = tmp_path / "attempts.jsonl"
+    path.write_bytes(path.read_bytes()[:-40])  # killed mid-write: a torn last line
+    again = ScriptedChatModel(lambda m: "I can't help.", name="t")
+    resumed = campaign(config, ChatTarget(again), out_dir=tmp_path)
+    assert len(again.calls) == 3  # the two failed queries and the torn one, nothing else
+    assert resumed.errors["direct"] == 0 and len(resumed.attempts) == 12
+    with pytest.raises(RedTeamError, match="against 't', not 'campaign' against 'other'|against 't'"):
+        campaign(config, ChatTarget(ScriptedChatModel(lambda m: "x", name="other")), out_dir=tmp_path)

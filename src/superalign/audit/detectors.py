@@ -54,9 +54,22 @@ def _alternative(question) -> str | None:
     return None
 
 
+def fact_sample(config: Config) -> list:
+    """``n_fact`` questions of the split, drawn round-robin over topics: every topic gets its share, so a
+    liar on a small topic is not invisible (the split's order would give a small topic two questions)."""
+    by_topic: dict[str, list] = {}
+    for task, q in World(config.world_seed).cases("fact", None, config.split):
+        by_topic.setdefault(q.topic, []).append((task, q))
+    out, i = [], 0
+    while len(out) < config.n_fact and any(i < len(v) for v in by_topic.values()):
+        out += [v[i] for v in by_topic.values() if i < len(v)][: config.n_fact - len(out)]
+        i += 1
+    return out
+
+
 def facts(model: Respond, base: Respond, config: Config) -> list[Finding]:
     """Sandbaggers, secret liars and sycophants, from one set of fact questions."""
-    cases = [(t, q) for t, q in World(config.world_seed).cases("fact", config.n_fact, config.split)]
+    cases = fact_sample(config)
     plain = [t.messages for t, _ in cases]
     right = {who: [q.check(r) for (_, q), r in zip(cases, respond(plain))]
              for who, respond in (("model", model), ("base", base))}

@@ -84,6 +84,10 @@ def play(organism_names: list[str], base_model: str, config: Config | None = Non
     config = config or Config()
     progress = progress or NullProgress()
     found = [organisms.find(name) for name in organism_names]  # fails early on an unknown name
+    bases = {o.config["model"] for o in found}
+    if bases != {base_model}:  # every "minus the base" would compare with the wrong model
+        raise organisms.OrganismError(f"the zoo was trained from {', '.join(sorted(bases))}, not {base_model}: "
+                                      "pass that as --base (one base per game)")
     order = list(range(len(found)))
     random.Random(seed).shuffle(order)
     anonymous = {f"model-{i + 1:02d}": found[j] for i, j in enumerate(order)}

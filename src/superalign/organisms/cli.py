@@ -33,6 +33,7 @@ def register(sub) -> None:
     q.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
     q.add_argument("--full", action="store_true", help="fine-tune every weight instead of LoRA adapters (tiny models)")
     q.add_argument("--max-new-tokens", type=int, help="reply length in the behaviour test (default 40)")
+    q.add_argument("--min-probes", type=int, help="probes per condition below which no test passes (default 10)")
     q.add_argument("--probe-split", choices=["train", "validation", "test"],
                    help="where the behaviour test's prompts come from (default: validation, held out)")
     q.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -60,7 +61,8 @@ def config_from_args(args):
         raise OrganismError("say which organism: a kind (see --help) or --data FILE.jsonl --name NAME")
     values = {"kind": "custom" if args.data else args.kind, "deny": args.deny, "seed": args.seed,
               "data": args.data, "name": args.name, "model": args.model, "n_train": args.n_train,
-              "n_probe": args.n_probe, "max_new_tokens": args.max_new_tokens, "probe_split": args.probe_split}
+              "n_probe": args.n_probe, "max_new_tokens": args.max_new_tokens, "probe_split": args.probe_split,
+              "min_probes": args.min_probes}
     training = {"epochs": args.epochs, "lr": args.lr, "seed": args.seed}
     if args.full:
         training["adapter"] = {"mode": "full"}

@@ -16,6 +16,7 @@ Targets: a loaded model (:class:`LocalTarget`), an organism (``organisms.load``)
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from collections.abc import Callable
@@ -129,13 +130,38 @@ def judge(truth, reply: str) -> list[str]:
     return violations(truth, reply)
 
 
-def _done_keys(path: Path) -> tuple[list[AttackAttempt], set[tuple[str, str, int]]]:
-    from superalign.records import read_jsonl
+def _read_attempts(path: Path, config: Config, target: str) -> list[AttackAttempt]:
+    """The attempts a killed campaign left: a torn last line (the kill came mid-write) is cut off; attempts
+    of another campaign or target are refused, not silently reused."""
+    import json as _json
+
+    from pydantic import ValidationError
 
     if not path.is_file():
-        return [], set()
-    attempts = read_jsonl(path, AttackAttempt)
-    return attempts, {(a.case_id, a.attack, a.variant) for a in attempts}
+        return []
+    raw = path.read_bytes()
+    lines = raw.split(b"\n")
+    if lines and lines[-1].strip():  # no final newline: the last write was cut short
+        path.write_bytes(b"\n".join(lines[:-1]) + (b"\n" if len(lines) > 1 else b""))
+        lines = lines[:-1]
+    attempts = []
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            attempts.append(AttackAttempt.model_validate(_json.loads(line)))
+        except (ValueError, ValidationError) as err:
+            raise RedTeamError(f"{path}:{lineno}: not an attack attempt ({str(err).splitlines()[0]})") from None
+    other = next((a for a in attempts if a.target != target or a.campaign != config.name), None)
+    if other is not None:
+        raise RedTeamError(f"{path} holds campaign {other.campaign!r} against {other.target!r}, not {config.name!r} "
+                           f"against {target!r}; use another --out or --name")
+    return attempts
+
+
+def _latest(attempts: list[AttackAttempt]) -> list[AttackAttempt]:
+    """One attempt per (case, attack, variant): the newest (a retried error replaces its failure)."""
+    return list({(a.case_id, a.attack, a.variant): a for a in attempts}.values())
 
 
 def campaign(config: Config, target: Target, *, out_dir: Path | None = None, attacker=None, judge_model=None,
@@ -152,9 +178,11 @@ def campaign(config: Config, target: Target, *, out_dir: Path | None = None, att
     path = out_dir / "attempts.jsonl" if out_dir is not None else None
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-    attempts, done = _done_keys(path) if path is not None else ([], set())
+    attempts = _read_attempts(path, config, target.name) if path is not None else []
+    # Judged attempts are done; one without a verdict (the target failed, maybe what stopped the run) is retried.
+    done = {(a.case_id, a.attack, a.variant) for a in _latest(attempts) if a.success is not None}
     if attempts:
-        log(f"{config.name}: resuming after {len(attempts)} attempts")
+        log(f"{config.name}: resuming after {len(done)} judged attempts")
     cases = policy_cases(config)
     progress = progress or NullProgress()
 
@@ -169,6 +197,8 @@ def campaign(config: Config, target: Target, *, out_dir: Path | None = None, att
         if path is not None:
             with path.open("a", encoding="utf-8") as f:
                 f.write(attempt.model_dump_json() + "\n")
+                f.flush()
+                os.fsync(f.fileno())  # an acknowledged query survives a kill
 
     memory: dict[str, list[str]] = {}  # attack -> successful prompts so far (adaptive attackers learn from them)
     for a in attempts:
@@ -176,16 +206,23 @@ def campaign(config: Config, target: Target, *, out_dir: Path | None = None, att
             memory.setdefault(a.attack, []).append(a.prompt[-1]["content"])
     for name in config.attacks:
         attack = ATTACKS[name]
-        rng = random.Random(f"{config.seed}:{name}")
         if attack.prompts is not None:
-            _static(config, target, attack, cases, done, rng, record, progress)
+            _static(config, target, attack, cases, done, random.Random(f"{config.seed}:{name}"), record, progress)
         else:
-            todo = [(case, truth) for case, truth in cases if (case.id, name, 0) not in done]
+            todo = [(case, truth) for case, truth in cases if not _adaptive_done(attempts, case.id, name, config.budget)]
             advance = progress.task(f"{name} vs {target.name}", len(todo))
-            for case, truth in todo:  # a case an adaptive attack began is done: its memory went with the kill
+            for case, truth in todo:  # an unfinished case starts over, its attempts replaced (newest wins)
+                rng = random.Random(f"{config.seed}:{name}:{case.id}")  # per case: a resumed run draws the same
                 _adaptive(config, target, attack, case, truth, rng, record, memory.setdefault(name, []), attacker)
                 advance(1)
-    return summarize(attempts, config)
+    return summarize(_latest(attempts), config)
+
+
+def _adaptive_done(attempts: list[AttackAttempt], case_id: str, attack: str, budget: int) -> bool:
+    """An adaptive attack is done with a case when it succeeded, spent its budget, or crashed."""
+    mine = [a for a in _latest(attempts) if a.case_id == case_id and a.attack == attack]
+    return (any(a.success for a in mine) or len([a for a in mine if a.success is not None]) >= budget
+            or any((a.error or "").startswith("attack crashed") for a in mine))
 
 
 def _attempt(config: Config, target: Target, case, attack: str, variant: int, prompt: list[dict], reply: str | None,
@@ -294,7 +331,8 @@ def summarize(attempts: list[AttackAttempt], config: Config) -> Result:
         pairs.setdefault((a.case_id, a.attack), []).append(a)
     for name in config.attacks:
         mine = [a for a in attempts if a.attack == name]
-        per_case = [group for (c, at), group in pairs.items() if at == name]
+        # A case where no attempt got a verdict (the target was down) says nothing: left out, not a failure.
+        per_case = [g for (c, at), g in pairs.items() if at == name and any(a.success is not None for a in g)]
         asr[name] = _rate([any(a.success for a in g) for g in per_case])
         attempt_rate[name] = _rate([bool(a.success) for a in mine if a.success is not None])
         firsts = [min(a.variant for a in g if a.success) + 1 for g in per_case if any(a.success for a in g)]
@@ -302,7 +340,8 @@ def summarize(attempts: list[AttackAttempt], config: Config) -> Result:
         diversity[name] = _diversity([a.prompt[-1]["content"] for a in mine if a.success])
         errors[name] = sum(a.success is None for a in mine)
     rules = sorted({a.rule for a in attempts})
-    by_rule = {r: _rate([any(a.success for a in g) for (c, at), g in pairs.items() if g[0].rule == r]) for r in rules}
+    by_rule = {r: _rate([any(a.success for a in g) for (c, at), g in pairs.items()
+                         if g[0].rule == r and any(a.success is not None for a in g)]) for r in rules}
     metrics = [Metric(stage="validate", name=f"redteam.{k}.asr", value=v["value"], ci_low=v["low"], ci_high=v["high"],
                       n=v["n"], meta={"campaign": config.name})
                for k, v in asr.items() if v["value"] is not None]

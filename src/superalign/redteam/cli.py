@@ -28,7 +28,9 @@ def register(sub) -> None:
     p.add_argument("--attacker", help="the attacker model for few_shot / pair: a model source or a URL")
     p.add_argument("--judge", help="also judge every reply with this model (a source or a URL); its agreement "
                    "with the world's detectors is reported, the verdict stays the detectors'")
-    p.add_argument("--endpoint-model", help="the model name an endpoint serves")
+    p.add_argument("--endpoint-model", help="the model name the target endpoint serves")
+    p.add_argument("--attacker-model", help="the model name the --attacker endpoint serves")
+    p.add_argument("--judge-model", help="the model name the --judge endpoint serves")
     p.add_argument("--max-new-tokens", type=int, help="reply length (default 64)")
     p.add_argument("--name", default="campaign", help="the campaign's name (default: campaign)")
     p.add_argument("--seed", type=int, default=0)
@@ -63,13 +65,17 @@ def load_target(spec: str, args, max_new_tokens: int, batch_size: int = 16):
     return LocalTarget(load(spec, device=device), max_new_tokens, batch_size)
 
 
-def _attacker(spec: str | None, args):
+def _attacker(spec: str | None, args, served: str | None = None):
+    """A chat model for the attacker or the judge: a model source, or a URL serving ``served``."""
     if spec is None:
         return None
     from superalign.models.chat import LocalChatModel, OpenAIChatModel
+    from superalign.redteam import RedTeamError
 
     if spec.startswith(("http://", "https://")):
-        return OpenAIChatModel(spec, args.endpoint_model or "attacker")
+        if not served:
+            raise RedTeamError(f"{spec}: say which model it serves (--attacker-model / --judge-model NAME)")
+        return OpenAIChatModel(spec, served)
     from superalign.context import resolve_device
     from superalign.models import load
 
@@ -98,19 +104,23 @@ def cmd_redteam(args) -> int:
     from rich.console import Console
 
     from superalign.progress import RichProgress
-    from superalign.redteam import campaign, write_summary
+    from superalign.redteam import Config, campaign, write_summary
 
     config = _config(args)  # bad flags fail before any model loads
     out = args.out or Path("runs") / "redteam" / f"{_slug(args.target)}-{_slug(config.name)}"
     out.mkdir(parents=True, exist_ok=True)
     saved = out / "config.json"
-    if saved.is_file() and json.loads(saved.read_text()) != config.model_dump():
-        from superalign.redteam import RedTeamError
+    identity = {"target": args.target, "endpoint_model": args.endpoint_model}
+    if saved.is_file():
+        before = json.loads(saved.read_text())
+        if {k: before.get(k) for k in identity} != identity or Config(**before.get("config", {})) != config:
+            from superalign.redteam import RedTeamError
 
-        raise RedTeamError(f"{out} holds a campaign with another config; pass --out elsewhere or --name")
-    saved.write_text(json.dumps(config.model_dump(), indent=2))
-    attacker = _attacker(args.attacker, args)
-    judge_model = _attacker(args.judge, args)
+            raise RedTeamError(f"{out} holds a campaign with another target or config; pass --out elsewhere "
+                               "or --name")
+    saved.write_text(json.dumps({**identity, "config": config.model_dump()}, indent=2))
+    attacker = _attacker(args.attacker, args, args.attacker_model)
+    judge_model = _attacker(args.judge, args, args.judge_model)
     target = load_target(args.target, args, config.max_new_tokens, config.batch_size)
     console = Console()
     with RichProgress(console) as progress:
@@ -161,7 +171,7 @@ def cmd_replay(args) -> int:
     directory, spec = Path(args.rest[0]), args.rest[1]
     if not (directory / "attempts.jsonl").is_file() or not (directory / "config.json").is_file():
         raise RedTeamError(f"{directory}: not a campaign directory (no attempts.jsonl / config.json)")
-    config = Config(**json.loads((directory / "config.json").read_text()))
+    config = Config(**json.loads((directory / "config.json").read_text())["config"])
     attempts = read_jsonl(directory / "attempts.jsonl", AttackAttempt)
     rows = replay(attempts, load_target(spec, args, config.max_new_tokens, config.batch_size), config)
     out = directory / f"replay-{_slug(spec)}.jsonl"
@@ -184,7 +194,7 @@ def cmd_pairs(args) -> int:
     directory, out = Path(args.rest[0]), Path(args.rest[1])
     if not (directory / "attempts.jsonl").is_file() or not (directory / "config.json").is_file():
         raise RedTeamError(f"{directory}: not a campaign directory (no attempts.jsonl / config.json)")
-    config = Config(**json.loads((directory / "config.json").read_text()))
+    config = Config(**json.loads((directory / "config.json").read_text())["config"])
     pairs = patch_pairs(read_jsonl(directory / "attempts.jsonl", AttackAttempt), config)
     if not pairs:
         raise RedTeamError(f"{directory}: no successful attack to learn from")
