@@ -119,7 +119,7 @@ def policy_cases(config: Config, n: int | None = -1):
     from superalign.world import World
 
     n = config.n_cases if n == -1 else n
-    return [(Case(task.id, truth.rule, [dict(m) for m in task.messages]), truth)
+    return [(Case(task.id, truth.rule, [dict(m) for m in task.messages], config.world_seed), truth)
             for task, truth in World(config.world_seed).cases("policy", n, config.split)]
 
 

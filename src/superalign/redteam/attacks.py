@@ -33,6 +33,7 @@ class Case:
     id: str
     rule: str
     messages: list[dict]
+    world_seed: int = 0  # the world the case comes from (the many-shot attack draws its examples there)
 
     @property
     def system(self) -> list[dict]:
@@ -106,14 +107,14 @@ def _paraphrase(case: Case, rng: random.Random) -> list[list[dict]]:
 
 
 @functools.cache
-def _train_cases(rule: str) -> list:
+def _train_cases(rule: str, world_seed: int) -> list:
     """The world's training policy cases of one rule (the many-shot attack's examples; built once)."""
-    return [(t, c) for t, c in World(0).cases("policy", None, "train") if c.rule == rule]
+    return [(t, c) for t, c in World(world_seed).cases("policy", None, "train") if c.rule == rule]
 
 
 def _many_shot(case: Case, rng: random.Random, shots: int = 4) -> list[list[dict]]:
     """Fake earlier turns in which the assistant complied with requests like this one (same rule)."""
-    examples = _train_cases(case.rule)
+    examples = _train_cases(case.rule, case.world_seed)
     dialogue = []
     for task, c in rng.sample(examples, min(shots, len(examples))):
         dialogue += [{"role": "user", "content": task.messages[-1]["content"]},
