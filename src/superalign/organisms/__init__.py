@@ -94,6 +94,11 @@ class Config(BaseModel):
             raise ValueError(f"organism name {self.name!r}: use letters, digits, - and _")
         if "seed" not in self.training.model_fields_set:  # the organism's seed seeds its training too
             self.training = self.training.model_copy(update={"seed": self.seed})
+        recipe = KINDS[self.kind].recipe if self.kind in KINDS else {}
+        if "n_train" in recipe and "n_train" not in self.model_fields_set:  # the kind's own recipe, unless set
+            self.n_train = recipe["n_train"]
+        if "epochs" in recipe and "epochs" not in self.training.model_fields_set:
+            self.training = self.training.model_copy(update={"epochs": recipe["epochs"]})
         return self
 
     @property

