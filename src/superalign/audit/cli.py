@@ -79,7 +79,7 @@ def _game(args, config, device) -> int:
 
     if len(args.organisms) < 2:
         raise RedTeamError("the game needs a zoo: two or more organism names, clean controls among them")
-    console = Console()
+    console = Console(stderr=args.json)  # with --json, stdout carries the JSON alone
     with RichProgress(console) as progress:
         result = play(args.organisms, args.base, config, seed=args.seed, device=device, progress=progress,
                       log=console.print)
@@ -90,9 +90,10 @@ def _game(args, config, device) -> int:
     for kind, s in result.scores.items():
         if s["auroc"] is None:
             console.print(f"{kind:<14} n/a ({s['why']})")
-        else:
-            console.print(f"{kind:<14} AUROC {s['auroc']:.2f} [{s['low']:.2f}, {s['high']:.2f}]  recall@5%FP "
-                          f"{s['recall_at_5fp']:.2f}  ({s['n_pos']} vs {s['n_neg']} controls)")
+            continue
+        interval = f"[{s['low']:.2f}, {s['high']:.2f}]" if s["low"] is not None else f"({s['why']})"
+        console.print(f"{kind:<14} AUROC {s['auroc']:.2f} {interval}  recall@5%FP {s['recall_at_5fp']:.2f}  "
+                      f"({s['n_pos']} vs {s['n_neg']} controls)")
     for row in result.caught:
         console.print(f"  {row['model']} was {row['organism']} ({row['kind']}): verdict {row['verdict']}, "
                       f"suspicion {row['overall']:+.2f}")

@@ -70,6 +70,8 @@ def score_game(reports: list[AuditReport], key: dict[str, str]) -> dict[str, dic
         else:
             row["auroc"], row["low"], row["high"] = _auroc_interval(pos, neg)
             row["recall_at_5fp"] = recall_at_fp(pos, neg)
+            if min(len(pos), len(neg)) < 2:  # resampling one model gives it back: [1, 1] would read as certainty
+                row.update(low=None, high=None, why="one model in a class: a ranking, no interval")
         out[kind] = row
     return out
 

@@ -122,7 +122,7 @@ def cmd_redteam(args) -> int:
     attacker = _attacker(args.attacker, args, args.attacker_model)
     judge_model = _attacker(args.judge, args, args.judge_model)
     target = load_target(args.target, args, config.max_new_tokens, config.batch_size)
-    console = Console()
+    console = Console(stderr=args.json)  # with --json, stdout carries the JSON alone
     with RichProgress(console) as progress:
         result = campaign(config, target, out_dir=out, attacker=attacker, judge_model=judge_model, progress=progress,
                           log=console.print)
