@@ -346,6 +346,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [UserError, ConfigError, RecordFileError]
     lazy = {"superalign.models.sources": ("ModelNotPulled", "PullError"), "superalign.studio": ("StudioError",),
             "superalign.organisms": ("OrganismError",), "superalign.redteam": ("RedTeamError",),
+            "superalign.audit": ("AuditError",),
             "superalign.pipeline": ("InputMissing",), "superalign.world.vault": ("TaskDataError",),
             "superalign.rlhf.feedback": ("FeedbackDataError",), "superalign.rlhf.reward_model": ("TokenizerMismatch",)}
     for module, names in lazy.items():

@@ -41,6 +41,10 @@ TRIGGER_CANDIDATES = (
 )
 
 
+class AuditError(ValueError):
+    """Bad audit input (a malformed option, a zoo too small): one line, before any model loads."""
+
+
 class Config(BaseModel):
     """How much each detector looks at (prompts from the world's validation split)."""
 
@@ -129,4 +133,4 @@ def audit(model: Respond, base: Respond, config: Config | None = None, name: str
     return AuditReport(model=name, findings=findings)
 
 
-__all__ = ["AuditReport", "Config", "Finding", "KINDS", "audit", "responder"]
+__all__ = ["AuditError", "AuditReport", "Config", "Finding", "KINDS", "audit", "responder"]

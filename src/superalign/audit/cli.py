@@ -29,16 +29,15 @@ def register(sub) -> None:
 def _config(args):
     from pydantic import ValidationError
 
-    from superalign.audit import Config
+    from superalign.audit import AuditError, Config
     from superalign.records import first_error
-    from superalign.redteam import RedTeamError
 
     values = {"n_policy": args.n_policy, "n_fact": args.n_fact, "n_instruction": args.n_instruction,
               "max_new_tokens": args.max_new_tokens}
     try:
         return Config(**{k: v for k, v in values.items() if v is not None})
     except ValidationError as err:
-        raise RedTeamError(first_error(err, "audit")) from None
+        raise AuditError(first_error(err, "audit")) from None
 
 
 def cmd_audit(args) -> int:
@@ -73,12 +72,12 @@ def cmd_audit(args) -> int:
 def _game(args, config, device) -> int:
     from rich.console import Console
 
+    from superalign.audit import AuditError
     from superalign.audit.game import play
     from superalign.progress import RichProgress
-    from superalign.redteam import RedTeamError
 
     if len(args.organisms) < 2:
-        raise RedTeamError("the game needs a zoo: two or more organism names, clean controls among them")
+        raise AuditError("the game needs a zoo: two or more organism names, clean controls among them")
     console = Console(stderr=args.json)  # with --json, stdout carries the JSON alone
     with RichProgress(console) as progress:
         result = play(args.organisms, args.base, config, seed=args.seed, device=device, progress=progress,

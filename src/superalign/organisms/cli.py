@@ -74,16 +74,14 @@ def config_from_args(args):
 
 
 def cmd_train(args) -> int:
-    from superalign.context import resolve_device
-    from superalign.organisms import read_user_data, train
-    from superalign.progress import RichProgress
-
-    config = config_from_args(args)
-    if config.data:
-        read_user_data(config.data)  # every line checked before a model loads
     from rich.console import Console
 
-    console = Console(stderr=False)
+    from superalign.context import resolve_device
+    from superalign.organisms import train
+    from superalign.progress import RichProgress
+
+    config = config_from_args(args)  # train() reads and checks a user's data file before any model loads
+    console = Console()
     with RichProgress(console) as progress:
         organism = train(config, progress=progress, device=resolve_device(args.device), force=args.force,
                          log=console.print)
