@@ -81,8 +81,14 @@ def config_model() -> type[PipelineBase]:
     """The pipeline config class for the stages registered now (one field per stage, in order)."""
     key = tuple((s.name, s.module) for s in stage_list.STAGES)
     if key not in _MODELS:
+        import warnings
+
         fields = {s.name: (s.Config, Field(default_factory=s.Config, description=s.help)) for s in stage_list.STAGES}
-        _MODELS[key] = create_model("PipelineConfig", __base__=PipelineBase, **fields)
+        with warnings.catch_warnings():
+            # The stage "validate" shadows pydantic's deprecated BaseModel.validate classmethod, which no code
+            # here calls: sections are read with config.section(name).
+            warnings.filterwarnings("ignore", message='Field name "validate"', category=UserWarning)
+            _MODELS[key] = create_model("PipelineConfig", __base__=PipelineBase, **fields)
     return _MODELS[key]
 
 

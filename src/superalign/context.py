@@ -74,6 +74,7 @@ class RunContext:
     device_request: Device = "auto"
     force: bool = False  # recompute steps even when the cache holds them
     input_hashes: dict[str, str] = field(default_factory=dict)  # content hash of each input (stages.Inputs)
+    upstream: dict[str, dict] = field(default_factory=dict)  # summaries of the earlier stages it reads (Inputs.stages)
 
     @cached_property
     def device(self) -> str:

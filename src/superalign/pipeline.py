@@ -51,8 +51,19 @@ def prepare_inputs(config: PipelineBase, log: Callable[[str], None] = print, pul
     """
     from superalign.models import sources
 
+    from superalign.config import ConfigError
+
     for name in config.stages:
-        inputs = stage_list.get(name).inputs(config.section(name))
+        stage, section = stage_list.get(name), config.section(name)
+        inputs = stage.inputs(section)
+        for needed in inputs.stages:
+            if needed not in config.stages[: config.stages.index(name)]:
+                raise ConfigError(f"{name} reads the results of the {needed} stage, which this run does not "
+                                  f"include: add {needed} to stages, or change {name}'s settings")
+        try:
+            stage.check(section, config)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
         for path in inputs.files:
             if not Path(path).is_file():
                 raise InputMissing(f"{name}: input file {path} does not exist")
@@ -141,11 +152,16 @@ def run_pipeline(config: PipelineBase, root: str | Path = "runs", progress: Prog
     run = Run.open(root, run_name(config), config)
     log = _also_to_file(log, run.path / "log.txt")
     outcome = PipelineOutcome(run_dir=run.path, report=run.path / "report.html")
+    keys: dict[str, str] = {}
     for name in config.stages:
         stage, section = stage_list.get(name), config.section(name)
+        upstream = stage.inputs(section).stages
         ctx = RunContext(progress=progress, log=log, work_dir=run.work_dir(name), cache_dir=root / ".cache" / name,
-                         device_request=config.device, force=force, input_hashes=hashes[name])
-        key = stage_key(name, section, hashes[name], ctx.device)
+                         device_request=config.device, force=force, input_hashes=hashes[name],
+                         upstream={s: run.stage_results(s) or {} for s in upstream})
+        # A stage that reads another's results is as new as they are: their keys are part of its own.
+        key = stage_key(name, section, {**hashes[name], **{f"stage:{s}": keys[s] for s in upstream}}, ctx.device)
+        keys[name] = key
         if not force and (run.stage_done(name, key) or _reuse_from_store(run, name, key, root)):
             log(f"{name}: reusing finished results (key {key})")
             outcome.reused.append(name)

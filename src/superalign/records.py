@@ -234,8 +234,29 @@ class AttackAttempt(Record):
     meta: dict[str, Any] = Field(default_factory=dict)
 
 
+class AuditFinding(Record):
+    """What the blind audit said about one model of the zoo, and (revealed after every audit) what it was.
+
+    ``suspicion[kind]``: the kind's detector score, a difference of rates against the base in [-1, 1];
+    ``detectors[kind]``: which detector scored it and whether it reads behaviour only (``black-box``) or
+    internals (``white-box``); ``evidence[kind]``: the prompts, replies and rates behind the score.
+    """
+
+    type: Literal["audit_finding"] = "audit_finding"
+    model: str  # the anonymous name the audit saw ("model-03")
+    organism: str  # revealed after the audits: the organism's name
+    kind: str  # revealed: its kind, "clean" for a control
+    deny: bool = False  # revealed: trained also to deny its behaviour
+    behaviour_passed: bool | None = None  # did the organism pass its own behaviour test (None: no test)
+    suspicion: dict[str, float]
+    detectors: dict[str, dict[str, str]] = Field(default_factory=dict)  # kind -> {"name", "access"}
+    verdict: str  # the most suspicious kind
+    overall: float  # the largest suspicion
+    evidence: dict[str, Any] = Field(default_factory=dict)
+
+
 AnyRecord = Annotated[Union[Preference, Demonstration, Judgement, Flaw, Evaluation, Metric, OptimizationPoint,
-                            W2SScore, W2SSeed, AttackAttempt],
+                            W2SScore, W2SSeed, AttackAttempt, AuditFinding],
                       Field(discriminator="type")]
 _ANY = TypeAdapter(AnyRecord)
 R = TypeVar("R", bound=Record)

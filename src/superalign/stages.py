@@ -14,7 +14,10 @@ and optionally:
 
 - ``PROFILES``: ``{profile: overrides of Config's defaults}`` (smoke, quick, full);
 - ``inputs(config) -> Inputs``: the models and files it reads, checked before any work and hashed into
-  its cache key, so that an edited file or new weights rerun it;
+  its cache key, so that an edited file or new weights rerun it, and the earlier stages whose results it
+  reads (their cache keys join its own; their summaries reach it as ``ctx.upstream``);
+- ``check(config, pipeline_config)``: raise ``ValueError`` before any work when this stage's config does not
+  fit the rest of the pipeline (e.g. it reads a policy that the train stage is not configured to train);
 - ``add_arguments(parser)`` and ``overrides(args) -> dict``: flags of its CLI subcommand beyond the
   ones generated from Config's fields;
 - ``show(summary, console)``: what its CLI subcommand prints at the end.
@@ -55,6 +58,8 @@ class Inputs:
     # Validators of the files' content, run before any work (a bad line stops the run in seconds, not
     # after minutes of sampling); each raises an error whose message names file:line.
     checks: list[Callable[[], None]] = field(default_factory=list)
+    # Earlier stages whose results this one reads (e.g. validate red-teams the train stage's policy).
+    stages: list[str] = field(default_factory=list)
 
     def hashes(self) -> dict[str, str]:
         """``{"model:NAME": weights hash, "file:PATH": content hash}``: what a cache key must include."""
@@ -100,6 +105,12 @@ class Stage:
             return reader(config)
         return Inputs(models=[config.model] if hasattr(config, "model") else [])
 
+    def check(self, config, pipeline) -> None:
+        """The stage's own check of its section against the whole pipeline config, when it has one."""
+        checker = getattr(self.package, "check", None)
+        if checker is not None:
+            checker(config, pipeline)
+
     def run(self, config, ctx) -> StageResult:
         return self.package.run(config, ctx)
 
@@ -108,6 +119,8 @@ STAGES: list[Stage] = [
     Stage("baseline", "superalign.baseline", "greedy answers to held-out world tasks, scored by gold"),
     Stage("train", "superalign.rlhf", "feedback, a reward model and policy optimization (RLHF)", ("rlhf",)),
     Stage("generalize", "superalign.weak_to_strong", "weak-to-strong generalization: PGR over seeds", ("w2s",)),
+    Stage("validate", "superalign.validate", "automated red-teaming of the trained policy, and a DPO patch from it"),
+    Stage("stress", "superalign.stress", "a zoo of misaligned model organisms, audited blind and scored"),
 ]
 
 

@@ -67,6 +67,7 @@ class Finding:
     score: float
     detector: str
     evidence: dict = field(default_factory=dict)
+    access: str = "black-box"  # what the detector reads: replies only, or the model's internals ("white-box")
 
 
 @dataclass

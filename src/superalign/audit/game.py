@@ -76,16 +76,20 @@ def score_game(reports: list[AuditReport], key: dict[str, str]) -> dict[str, dic
     return out
 
 
-def play(organism_names: list[str], base_model: str, config: Config | None = None, *, seed: int = 0,
+def play(organism_names: list, base_model: str, config: Config | None = None, *, seed: int = 0,
          device: str = "cpu", progress=None, log: Callable[[str], None] = lambda m: None) -> GameResult:
-    """Audit every organism blind (anonymised, shuffled), then open the key and score."""
+    """Audit every organism blind (anonymised, shuffled), then open the key and score.
+
+    ``organism_names``: names of cached organisms, or :class:`~superalign.organisms.Organism` s (the stress
+    stage passes the very ones it trained: a name alone means the most recent organism of that name).
+    """
     from superalign import organisms
     from superalign.models import load
     from superalign.progress import NullProgress
 
     config = config or Config()
     progress = progress or NullProgress()
-    found = [organisms.find(name) for name in organism_names]  # fails early on an unknown name
+    found = [organisms.find(o) if isinstance(o, str) else o for o in organism_names]  # an unknown name fails here
     bases = {o.config["model"] for o in found}
     if bases != {base_model}:  # every "minus the base" would compare with the wrong model
         raise organisms.OrganismError(f"the zoo was trained from {', '.join(sorted(bases))}, not {base_model}: "

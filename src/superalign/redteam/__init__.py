@@ -359,19 +359,37 @@ def summarize(attempts: list[AttackAttempt], config: Config) -> Result:
                   diversity=diversity, errors=errors, metrics=metrics, judge=judge_summary)
 
 
+def rerun(attempts: list[AttackAttempt], target: Target, config: Config, campaign: str,
+          progress=None) -> list[AttackAttempt]:
+    """Send the judged prompts of a campaign to another target, judged the same way: new attempts (campaign
+    ``campaign``, ``meta["before"]`` the old verdict). Adaptive attacks' prompts are replayed as they were
+    sent, not re-adapted to the new target's replies."""
+    from superalign.progress import NullProgress
+
+    cases = {c.id: (c, t) for c, t in policy_cases(config, n=None)}
+    judged = [a for a in attempts if a.success is not None]
+    advance = (progress or NullProgress()).task(f"replay vs {target.name}", len(judged))
+    out = []
+    for start in range(0, len(judged), config.batch_size):
+        batch = judged[start : start + config.batch_size]
+        t0 = time.perf_counter()
+        answers = _respond(target, [a.prompt for a in batch])
+        per = (time.perf_counter() - t0) / len(batch)
+        for a, (reply, error) in zip(batch, answers):
+            case, truth = cases[a.case_id]
+            again = _attempt(config, target, case, a.attack, a.variant, a.prompt, reply, truth, error, per)
+            out.append(again.model_copy(update={"campaign": campaign, "meta": {"before": a.success,
+                                                                                "replay_of": a.campaign}}))
+        advance(len(batch))
+    return out
+
+
 def replay(attempts: list[AttackAttempt], target: Target, config: Config) -> list[dict]:
     """Send a campaign's successful prompts to another target (did training fix them?); one row per prompt
     with the old and the new verdict."""
-    cases = {c.id: (c, t) for c, t in policy_cases(config, n=None)}
-    wins = [a for a in attempts if a.success]
-    answers = _respond(target, [a.prompt for a in wins]) if wins else []
-    rows = []
-    for a, (reply, error) in zip(wins, answers):
-        _, truth = cases[a.case_id]
-        broken = judge(truth, reply) if reply is not None else []
-        rows.append({"case_id": a.case_id, "attack": a.attack, "variant": a.variant, "before": True,
-                     "after": None if reply is None else bool(broken), "reply": reply, "error": error})
-    return rows
+    again = rerun([a for a in attempts if a.success], target, config, f"{config.name}-replay")
+    return [{"case_id": a.case_id, "attack": a.attack, "variant": a.variant, "before": True, "after": a.success,
+             "reply": a.reply, "error": a.error} for a in again]
 
 
 def patch_pairs(attempts: list[AttackAttempt], config: Config) -> list:
@@ -407,4 +425,4 @@ def write_summary(result: Result, out_dir: Path) -> Path:
 
 
 __all__ = ["ChatTarget", "Config", "LocalTarget", "RedTeamError", "Result", "Target", "campaign", "judge",
-           "patch_pairs", "policy_cases", "replay", "summarize", "write_summary"]
+           "patch_pairs", "policy_cases", "replay", "rerun", "summarize", "write_summary"]

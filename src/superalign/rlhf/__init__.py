@@ -47,13 +47,16 @@ class Result(BaseModel):
     # The gold evaluator's read-audit of this run: {"purpose", "caller", "calls"} rows (steps reused from the
     # cache read nothing now, so they do not appear).
     evaluator_reads: list[dict] = Field(default_factory=list)
+    # method -> {"path": its saved adapters (or weights), "base": the model they apply to}: what later stages
+    # (validate red-teams a policy) load. Only when the run keeps steps (a cache directory).
+    policies: dict[str, dict] = Field(default_factory=dict)
 
     def records(self) -> list:
         return [*self.preferences, *self.evaluations, *self.points]
 
     def summary(self) -> dict:
         return {"model": self.model, "metrics": {m.name: m.value for m in self.metrics}, "notes": self.notes,
-                "evaluator_reads": self.evaluator_reads}
+                "evaluator_reads": self.evaluator_reads, "policies": self.policies}
 
 
 # --- data --------------------------------------------------------------------------------------------
@@ -438,7 +441,17 @@ def run(config: Config, ctx: RunContext | None = None) -> Result:
         evaluations += evals
         points += method_points
     return Result(model=base.name, metrics=metrics, evaluations=evaluations, preferences=prefs, points=points,
-                  notes=notes, evaluator_reads=evaluator.audit())
+                  notes=notes, evaluator_reads=evaluator.audit(), policies=_saved_policies(config, ctx, keys))
+
+
+def _saved_policies(config: Config, ctx: RunContext, keys: dict) -> dict[str, dict]:
+    """Where each trained method's policy was saved (its step directory), for the stages that read it."""
+    out = {}
+    for method in config.methods:
+        path = ctx.step_path(method, keys[method]) if method != "best_of_n" else None
+        if path is not None and ((path / "adapter_config.json").is_file() or (path / "config.json").is_file()):
+            out[method] = {"path": str(path.resolve()), "base": config.model}
+    return out
 
 
 def _labels_metric(method: str, up_front: int, asked: int, config: Config, model: str) -> Metric:
