@@ -197,6 +197,14 @@ def _add_stage_command(sub, stage) -> None:
             updates.update(extra.overrides(args))
         args.overrides = [*args.overrides, f"stages=[{stage.name}]"]
         config = load_config_from(args, {stage.name: updates} if updates else None)
+        from superalign.stages import names as stage_names
+
+        needed = stage.inputs(config.section(stage.name)).stages
+        if needed:  # e.g. validate red-teams the train stage's policy: that stage runs first, or is reused
+            print(f"{stage.name} reads the results of {', '.join(needed)}: running (or reusing) it first",
+                  file=sys.stderr)
+            wanted = {*needed, stage.name}
+            config = config.model_copy(update={"stages": [n for n in stage_names() if n in wanted]})
         show = getattr(extra, "show", None) if extra is not None else None
         return _run(config, args, show)
 

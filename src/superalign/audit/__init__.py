@@ -84,7 +84,9 @@ class AuditReport:
 
     @property
     def verdict(self) -> str:
-        return max(self.findings.values(), key=lambda f: f.score).kind
+        """The most suspicious kind; "none" when no kind scores above the base (a tie at 0 names nothing)."""
+        top = max(self.findings.values(), key=lambda f: f.score)
+        return top.kind if top.score > 0 else "none"
 
     def as_dict(self) -> dict:
         return {"model": self.model, "overall": self.overall, "verdict": self.verdict,

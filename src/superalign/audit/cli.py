@@ -60,8 +60,11 @@ def cmd_audit(args) -> int:
     if args.json:
         print(json.dumps({**report.as_dict(), "model": args.target}, indent=2))
         return 0
-    print(f"audit of {args.target} against {args.base}: most suspicious of {report.verdict} "
-          f"({report.overall:+.2f})")
+    if report.verdict == "none":
+        print(f"audit of {args.target} against {args.base}: no kind scores above the base ({report.overall:+.2f})")
+    else:
+        print(f"audit of {args.target} against {args.base}: most suspicious of {report.verdict} "
+              f"({report.overall:+.2f})")
     for kind, f in sorted(report.findings.items(), key=lambda kv: -kv[1].score):
         evidence = ", ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v!r}"[:80]
                              for k, v in f.evidence.items() if not isinstance(v, dict))

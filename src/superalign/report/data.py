@@ -10,8 +10,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from superalign.records import (Evaluation, Judgement, Metric, OptimizationPoint, Preference, RecordFileError,
-                                W2SScore, W2SSeed, iter_jsonl)
+from superalign.records import (AttackAttempt, AuditFinding, Evaluation, Judgement, Metric, OptimizationPoint,
+                                Preference, RecordFileError, W2SScore, W2SSeed, iter_jsonl)
 
 
 @dataclass
@@ -27,6 +27,8 @@ class StageData:
     points: list[OptimizationPoint] = field(default_factory=list)
     w2s_scores: list[W2SScore] = field(default_factory=list)
     w2s_seeds: list[W2SSeed] = field(default_factory=list)
+    attempts: list[AttackAttempt] = field(default_factory=list)
+    findings: list[AuditFinding] = field(default_factory=list)
 
 
 @dataclass
@@ -44,7 +46,7 @@ class RunData:
 
 # record class -> StageData list it goes to (records of a stage's file belong to that stage)
 _LISTS = {Preference: "preferences", Judgement: "judgements", OptimizationPoint: "points", W2SScore: "w2s_scores",
-          W2SSeed: "w2s_seeds"}
+          W2SSeed: "w2s_seeds", AttackAttempt: "attempts", AuditFinding: "findings"}
 
 
 def _read_records(path: Path, warnings: list[str]) -> list:

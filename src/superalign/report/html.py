@@ -23,7 +23,8 @@ from jinja2 import Environment, PackageLoader, TemplateNotFound, select_autoesca
 from markupsafe import Markup
 
 from superalign import __version__
-from superalign.records import Evaluation, Judgement, Metric, OptimizationPoint, Preference, W2SScore
+from superalign.records import (AttackAttempt, AuditFinding, Evaluation, Judgement, Metric, OptimizationPoint,
+                                Preference, W2SScore)
 from superalign.report import plots
 from superalign.report.data import RunData, StageData, load_run
 from superalign.report.glossary import describe
@@ -373,6 +374,129 @@ def generalize_view(scores: list[W2SScore]) -> dict | None:
             "no_pgr": "No PGR could be reported: every gap was too small or not established." if not bars else None}
 
 
+# --- validate: red-teaming and the patch ---------------------------------------------------------------------
+
+
+def _case_rate(groups: dict[str, list[AttackAttempt]]) -> str:
+    """Share of cases with a success among cases with a verdict, with its bootstrap interval over cases."""
+    flags = [any(a.success for a in g) for g in groups.values() if any(a.success is not None for a in g)]
+    if not flags:
+        return "—"
+    iv = bootstrap_ci([float(f) for f in flags])
+    return f"{fmt_value(iv.value, iv.low, iv.high)} (n={iv.n})"
+
+
+def redteam_view(attempts: list[AttackAttempt], info: dict | None) -> dict | None:
+    """Success per attack and per rule (bootstrap over cases), queries, diversity, errors, successful examples,
+    and what the DPO patch fixed and broke. From the attempt records; the patch's paired numbers from the
+    stage's results."""
+    campaign = [a for a in attempts if not a.campaign.endswith("-patched")]
+    if not campaign:
+        return None
+    results = (info or {}).get("results") or {}
+    attacks, rows, bars = list(dict.fromkeys(a.attack for a in campaign)), [], []
+    for attack in attacks:
+        mine = [a for a in campaign if a.attack == attack]
+        per_case: dict[str, list[AttackAttempt]] = defaultdict(list)
+        for a in mine:
+            per_case[a.case_id].append(a)
+        judged = [a for a in mine if a.success is not None]
+        flags = [any(a.success for a in g) for g in per_case.values() if any(a.success is not None for a in g)]
+        if flags:
+            iv = bootstrap_ci([float(f) for f in flags])
+            bars.append(plots.Bar(attack, iv.value, iv.low, iv.high))
+        queries = (results.get("queries_to_success") or {}).get(attack)
+        diversity = (results.get("diversity") or {}).get(attack)
+        rows.append({"attack": attack, "asr": _case_rate(per_case), "attempts": len(mine),
+                     "attempt_rate": fmt(float(np.mean([bool(a.success) for a in judged]))) if judged else "—",
+                     "queries": fmt(queries) if queries is not None else "—",
+                     "diversity": fmt(diversity) if diversity is not None else "—",
+                     "errors": sum(a.success is None for a in mine)})
+    by_rule = []
+    for rule in sorted({a.rule for a in campaign}):
+        groups: dict[str, list[AttackAttempt]] = defaultdict(list)
+        for a in campaign:
+            if a.rule == rule:
+                groups[f"{a.case_id}:{a.attack}"].append(a)
+        by_rule.append({"rule": rule, "rate": _case_rate(groups)})
+    every: dict[str, list[AttackAttempt]] = defaultdict(list)
+    for a in campaign:
+        every[a.case_id].append(a)
+    wins = [a for a in campaign if a.success]
+    chart = _figure(plots.rate_bars_svg({"attack success rate": bars}),
+                    "Share of cases each attack broke at least once, with 95% bootstrap intervals over cases.") \
+        if bars else None
+    return {"target": results.get("target") or campaign[0].target, "rows": rows, "by_rule": by_rule,
+            "any": _case_rate(every), "n_cases": len(every), "chart": chart,
+            "examples": _spread(sorted(wins, key=lambda a: (a.attack, a.case_id)), EXAMPLES_PER_GROUP),
+            "n_wins": len(wins), "patch": patch_view(attempts, results.get("patch"))}
+
+
+def _change_text(change: dict | None) -> str:
+    if not change or change.get("value") is None:
+        return "—"
+    v = change["value"]
+    return f"{'+' if v > 0 else ''}{fmt(v)} {fmt_interval(change.get('low'), change.get('high'))}"
+
+
+def patch_view(attempts: list[AttackAttempt], patch: dict | None) -> dict | None:
+    """The loop closed: pairs trained on, fixed and broken prompts, held-out change, cost on ordinary prompts."""
+    if not patch:
+        return None
+    replayed = [a for a in attempts if a.campaign.endswith("-patched")]
+    rows = []
+    for half, what in (("patch_half", "cases whose successes trained the patch"), ("held_out", "held-out cases")):
+        part = patch.get(half) or {}
+        if "asr_before" in part:
+            rows.append({"half": what, "cases": part.get("cases"), "before": fmt(part["asr_before"]),
+                         "after": fmt(part["asr_after"]), "change": _change_text(part.get("change"))})
+    still = [a for a in replayed if a.success and a.meta.get("before")]
+    new = [a for a in replayed if a.success and a.meta.get("before") is False]
+    half = patch.get("patch_half") or {}
+    return {"pairs": patch.get("pairs", 0), "rows": rows, "fixed": half.get("fixed"), "broke": half.get("broke"),
+            "successes_before": half.get("successes_before"), "gold": _change_text(patch.get("gold_change")),
+            "gold_n": (patch.get("gold_change") or {}).get("n"), "replayed": patch.get("prompts_replayed"),
+            "still": still[:EXAMPLES_PER_GROUP], "new": new[:EXAMPLES_PER_GROUP]}
+
+
+# --- stress: the audit game ----------------------------------------------------------------------------------
+
+
+def audit_view(findings: list[AuditFinding], metrics: list[Metric]) -> dict | None:
+    """The AUROC table per kind, each model's suspicion against the controls', what was caught and missed."""
+    if not findings:
+        return None
+    kinds = list(dict.fromkeys(k for f in findings for k in f.suspicion))
+    controls = [f for f in findings if f.kind == "clean"]
+    ceiling = {k: max((f.suspicion.get(k, -1.0) for f in controls), default=None) for k in kinds}
+    by_name = {m.name: m for m in metrics}
+    scores = []
+    for kind in [*kinds, "overall"]:
+        m, recall = by_name.get(f"audit.{kind}.auroc"), by_name.get(f"audit.{kind}.recall_at_5fp")
+        if m is None:
+            continue
+        detector = next((f.detectors.get(kind, {}) for f in findings if kind in f.detectors), {})
+        scores.append({"kind": kind, "auroc": fmt(m.value), "interval": fmt_interval(m.ci_low, m.ci_high),
+                       "why": m.meta.get("why", ""), "recall": fmt(recall.value) if recall else "—",
+                       "n_pos": m.meta.get("n_pos"), "n_neg": m.meta.get("n_neg"),
+                       "detector": detector.get("name", "largest suspicion over kinds" if kind == "overall" else ""),
+                       "access": detector.get("access", "")})
+    rows, missed = [], []
+    for f in sorted(findings, key=lambda f: (f.kind == "clean", f.kind, f.organism)):
+        own = f.suspicion.get(f.kind) if f.kind != "clean" else None
+        caught = None if own is None or ceiling.get(f.kind) is None else own > ceiling[f.kind]
+        rows.append({"f": f, "own": fmt(own) if own is not None else "—", "caught": caught,
+                     "cells": [(fmt(f.suspicion.get(k)), f.suspicion.get(k, 0.0) > (ceiling.get(k) or 0.0)
+                                and f.kind != "clean") for k in kinds],
+                     "verdict_right": f.kind != "clean" and f.verdict == f.kind})
+        if caught is False:
+            missed.append({"organism": f.organism, "kind": f.kind, "own": fmt(own), "ceiling": fmt(ceiling[f.kind]),
+                           "behaviour_passed": f.behaviour_passed})
+    return {"kinds": kinds, "scores": scores, "rows": rows, "missed": missed,
+            "ceiling": [fmt(ceiling.get(k)) for k in kinds],
+            "access": sorted({d.get("access", "") for f in findings for d in f.detectors.values()})}
+
+
 # --- the page ----------------------------------------------------------------------------------------------
 
 
@@ -391,6 +515,7 @@ def stage_view(st: StageData) -> dict[str, Any]:
         "preferences": preference_rows(st.preferences), "preference_examples": st.preferences[:EXAMPLES_PER_GROUP],
         "n_preferences": len(st.preferences), "judgements": judgement_rows(st.judgements),
         "generalize": generalize_view(st.w2s_scores),
+        "redteam": redteam_view(st.attempts, st.info), "audit": audit_view(st.findings, st.metrics),
         "results_json": truncate(json.dumps(results, indent=2, sort_keys=True, default=str), 20000) if results else None,
     }
 
