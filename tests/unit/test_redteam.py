@@ -192,3 +192,62 @@ def test_a_torn_line_another_target_and_failed_queries_on_resume(tmp_path):
     assert resumed.errors["direct"] == 0 and len(resumed.attempts) == 12
     with pytest.raises(RedTeamError, match="against 't', not 'campaign' against 'other'|against 't'"):
         campaign(config, ChatTarget(ScriptedChatModel(lambda m: "x", name="other")), out_dir=tmp_path)
+
+
+def _gcg_problem():
+    from superalign.models import load
+    from superalign.redteam import gcg
+
+    lm = load("tiny-llama")
+    [(case, _)] = policy_cases(Config(n_cases=1))
+    settings = gcg.Settings(steps=6, suffix_tokens=4, top_k=8, candidates=8)
+    init = lm.tokenizer(" !", add_special_tokens=False)["input_ids"][-1]
+    return lm, gcg._pieces(lm, case.asking(f"{case.request} {gcg.MARK}"), settings, [init] * 4), settings
+
+
+def test_gcg_scores_candidates_on_the_cached_prefix_as_a_full_forward_would():
+    import torch
+
+    from superalign.redteam import gcg
+
+    lm, p, _ = _gcg_problem()
+    ids = torch.tensor([p.before + p.suffix + p.after + p.target])
+    with torch.no_grad():
+        logits = lm.model(input_ids=ids).logits[0]
+    start = len(p.before) + len(p.suffix) + len(p.after)
+    full = torch.nn.functional.cross_entropy(logits[start - 1: start - 1 + len(p.target)], torch.tensor(p.target))
+    cached = gcg.candidate_losses(lm, p, gcg._prefix_cache(lm, p.before), torch.tensor([p.suffix, p.suffix]))
+    assert cached.tolist() == pytest.approx([float(full)] * 2, abs=1e-4)
+
+
+def test_gcg_steps_lower_the_target_strings_loss():
+    import torch
+
+    from superalign.redteam import gcg
+
+    lm, p, settings = _gcg_problem()
+    cache, allowed = gcg._prefix_cache(lm, p.before), gcg._allowed(lm.tokenizer)
+    first = float(gcg.candidate_losses(lm, p, cache, torch.tensor([p.suffix]))[0])
+    rng = random.Random(0)
+    losses = [gcg.step(lm, p, cache, settings, allowed, rng) for _ in range(settings.steps)]
+    assert min(losses) < first and all(allowed[t] for t in p.suffix)
+
+
+def test_gcg_queries_a_local_target_within_budget_and_refuses_an_endpoint():
+    from superalign.models import load
+    from superalign.redteam import LocalTarget
+
+    config = Config(attacks=["gcg"], n_cases=2, budget=2, max_new_tokens=4, gcg_steps=2, gcg_suffix_tokens=3,
+                    gcg_top_k=4, gcg_candidates=4)  # a CPU-second budget
+    result = campaign(config, LocalTarget(load("tiny-llama"), max_new_tokens=4))
+    per_case = {}
+    for a in result.attempts:
+        per_case.setdefault(a.case_id, []).append(a)
+    assert len(per_case) == 2 and all(1 <= len(v) <= 2 for v in per_case.values())
+    assert all(a.attack == "gcg" and a.success is not None for a in result.attempts)
+    with pytest.raises(RedTeamError, match="weights"):
+        campaign(config, ChatTarget(ScriptedChatModel(lambda m: "no", name="endpoint")))
+    requests = {c.id: c.request for c, _ in policy_cases(config)}
+    for a in result.attempts:  # the request, then an optimised suffix
+        text = a.prompt[-1]["content"]
+        assert text.startswith(requests[a.case_id] + " ") and len(text) > len(requests[a.case_id]) + 1

@@ -49,6 +49,11 @@ class Config(BaseModel):
     max_new_tokens: int = Field(64, ge=1)
     batch_size: int = Field(16, ge=1)
     name: str = "campaign"
+    # GCG's CPU budget per case (Zou et al. 2023 use 500 steps of 512 candidates on a GPU).
+    gcg_steps: int = Field(12, ge=1, description="GCG optimisation steps per case")
+    gcg_suffix_tokens: int = Field(8, ge=1, description="GCG suffix length in tokens")
+    gcg_candidates: int = Field(16, ge=1, description="GCG single-token swaps scored per step")
+    gcg_top_k: int = Field(64, ge=1, description="GCG tokens considered per position (largest gradient)")
 
     @model_validator(mode="after")
     def _known(self) -> "Config":
@@ -170,11 +175,14 @@ def campaign(config: Config, target: Target, *, out_dir: Path | None = None, att
     (and are read back from there: a second call resumes). ``judge_model`` (a chat model) also judges every
     reply; its agreement with the detectors is in the result (:mod:`superalign.redteam.llm_judge`)."""
     from superalign.progress import NullProgress
-    from superalign.redteam.attacks import ATTACKS
+    from superalign.redteam.attacks import ATTACKS, WhiteBox
 
     if any(ATTACKS[a].needs_attacker for a in config.attacks) and attacker is None:
         needing = ", ".join(a for a in config.attacks if ATTACKS[a].needs_attacker)
         raise RedTeamError(f"attacks {needing} need an attacker model (--attacker MODEL or URL)")
+    white_box = [a for a in config.attacks if ATTACKS[a].needs_weights]
+    if white_box and getattr(target, "lm", None) is None:
+        raise RedTeamError(f"attacks {', '.join(white_box)} need the target's weights: a local model, not an endpoint")
     path = out_dir / "attempts.jsonl" if out_dir is not None else None
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -213,7 +221,8 @@ def campaign(config: Config, target: Target, *, out_dir: Path | None = None, att
             advance = progress.task(f"{name} vs {target.name}", len(todo))
             for case, truth in todo:  # an unfinished case starts over, its attempts replaced (newest wins)
                 rng = random.Random(f"{config.seed}:{name}:{case.id}")  # per case: a resumed run draws the same
-                _adaptive(config, target, attack, case, truth, rng, record, memory.setdefault(name, []), attacker)
+                helper = WhiteBox(target.lm, config) if attack.needs_weights else attacker
+                _adaptive(config, target, attack, case, truth, rng, record, memory.setdefault(name, []), helper)
                 advance(1)
     return summarize(_latest(attempts), config)
 

@@ -7,7 +7,8 @@ Two shapes, one registry:
   batches;
 - an **adaptive** attack queries the target itself through ``query(messages) -> Verdict``, within a
   budget: an attacker model writing new prompts few-shot from the campaign's past successes (Perez et al.
-  2022), or refining one prompt on the target's replies (PAIR, Chao et al. 2023).
+  2022), refining one prompt on the target's replies (PAIR, Chao et al. 2023), or a suffix optimised on the
+  target's own gradients (GCG, Zou et al. 2023: white-box, :mod:`superalign.redteam.gcg`).
 
 An attack sees what a real attacker would: the deployment's system prompt and the user request it wants
 fulfilled (the case's prompt), never the detectors' verdict beyond success or failure.
@@ -67,6 +68,7 @@ class Attack:
     prompts: Callable[[Case, random.Random], list[list[dict]]] | None = None
     run: Callable[..., None] | None = None
     needs_attacker: bool = False
+    needs_weights: bool = False  # white-box: ``run`` gets the target's loaded model in place of an attacker
 
 
 # --- static attacks ---------------------------------------------------------------------------------
@@ -164,6 +166,23 @@ def _pair(case: Case, query: Query, budget: int, rng: random.Random, memory: lis
         last = (prompt, (verdict.reply or "")[:300])
 
 
+@dataclass(frozen=True)
+class WhiteBox:
+    """What a white-box attack gets in place of an attacker model: the target's weights and the campaign's config."""
+
+    lm: object  # a LoadedModel
+    config: object  # the campaign's redteam.Config
+
+
+def _gcg(case: Case, query: Query, budget: int, rng: random.Random, memory: list[str], box: WhiteBox) -> None:
+    from superalign.redteam import gcg
+
+    c = box.config
+    settings = gcg.Settings(steps=c.gcg_steps, suffix_tokens=c.gcg_suffix_tokens, top_k=c.gcg_top_k,
+                            candidates=c.gcg_candidates)
+    gcg.run(case, query, budget, rng, memory, box.lm, settings)
+
+
 ATTACKS: dict[str, Attack] = {a.name: a for a in (
     Attack("direct", "the case's own prompt, unchanged (the baseline)", prompts=_direct),
     Attack("roleplay", "a persona with no rules (DAN, a villain, a novel's character)", prompts=_roleplay),
@@ -174,6 +193,8 @@ ATTACKS: dict[str, Attack] = {a.name: a for a in (
     Attack("few_shot", "an attacker model writes prompts from past successes (Perez et al. 2022)", run=_few_shot,
            needs_attacker=True),
     Attack("pair", "an attacker model refines its prompt on the replies (PAIR)", run=_pair, needs_attacker=True),
+    Attack("gcg", "a suffix optimised on the target's gradients (GCG, white-box; local targets)", run=_gcg,
+           needs_weights=True),
 )}
 
 
