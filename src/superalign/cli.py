@@ -180,6 +180,22 @@ def _stage_cli(stage) -> types.ModuleType | None:
     return package if any(hasattr(package, f) for f in ("add_arguments", "overrides", "show")) else None
 
 
+def _upstream_closure(config, name: str) -> list[str]:
+    """Every stage whose results ``name`` reads, directly or through another (in no particular order)."""
+    from superalign.pipeline import upstream_stages
+    from superalign.stages import get
+
+    found: list[str] = []
+    todo = [name]
+    while todo:
+        current = todo.pop()
+        for needed in upstream_stages(get(current).inputs(config.section(current))):
+            if needed not in found:
+                found.append(needed)
+                todo.append(needed)
+    return found
+
+
 def _add_stage_command(sub, stage) -> None:
     p = sub.add_parser(stage.name, aliases=list(stage.aliases), help=f"stage {stage.name}: {stage.help}",
                        description=f"Stage {stage.name}: {stage.help}. Flags set fields of the '{stage.name}' "
@@ -199,7 +215,7 @@ def _add_stage_command(sub, stage) -> None:
         config = load_config_from(args, {stage.name: updates} if updates else None)
         from superalign.stages import names as stage_names
 
-        needed = stage.inputs(config.section(stage.name)).stages
+        needed = _upstream_closure(config, stage.name)
         if needed:  # e.g. validate red-teams the train stage's policy: that stage runs first, or is reused
             print(f"{stage.name} reads the results of {', '.join(needed)}: running (or reusing) it first",
                   file=sys.stderr)
@@ -355,7 +371,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     lazy = {"superalign.models.sources": ("ModelNotPulled", "PullError"), "superalign.studio": ("StudioError",),
             "superalign.organisms": ("OrganismError",), "superalign.redteam": ("RedTeamError",),
             "superalign.audit": ("AuditError",),
-            "superalign.pipeline": ("InputMissing",), "superalign.world.vault": ("TaskDataError",),
+            "superalign.stages": ("InputMissing",), "superalign.world.vault": ("TaskDataError",),
             "superalign.rlhf.feedback": ("FeedbackDataError",), "superalign.rlhf.reward_model": ("TokenizerMismatch",)}
     for module, names in lazy.items():
         if module in sys.modules:

@@ -20,12 +20,10 @@ from superalign.config import PipelineBase
 from superalign.context import RunContext, code_version, compute_precision, key_of, resolve_device
 from superalign.progress import NullProgress, Progress
 from superalign.records import Metric, read_jsonl, write_jsonl
+from superalign.stages import InputMissing  # its home is the stage contract; re-exported here
 
 STAGE_FILES = ("records.jsonl", "metrics.jsonl", "stage.json")  # what the shared store keeps per finished stage
 
-
-class InputMissing(FileNotFoundError):
-    """A file a stage reads does not exist; raised before any work."""
 
 
 @dataclass
@@ -56,7 +54,7 @@ def prepare_inputs(config: PipelineBase, log: Callable[[str], None] = print, pul
     for name in config.stages:
         stage, section = stage_list.get(name), config.section(name)
         inputs = stage.inputs(section)
-        for needed in inputs.stages:
+        for needed in upstream_stages(inputs):
             if needed not in config.stages[: config.stages.index(name)]:
                 raise ConfigError(f"{name} reads the results of the {needed} stage, which this run does not "
                                   f"include: add {needed} to stages, or change {name}'s settings")
@@ -81,6 +79,11 @@ def prepare_inputs(config: PipelineBase, log: Callable[[str], None] = print, pul
         log(f"{model}: not pulled yet; pulling it ({found[model].source})")
         sources.pull(model, progress=False)
     return {name: stage_list.get(name).inputs(config.section(name)).hashes() for name in config.stages}
+
+
+def upstream_stages(inputs) -> list[str]:
+    """The stages named in ``inputs.stages``, by their names (an alias such as ``rlhf`` is ``train``)."""
+    return [stage_list.get(name).name for name in inputs.stages]
 
 
 def stage_key(name: str, section, input_hashes: dict, device: str) -> str:
@@ -155,7 +158,7 @@ def run_pipeline(config: PipelineBase, root: str | Path = "runs", progress: Prog
     keys: dict[str, str] = {}
     for name in config.stages:
         stage, section = stage_list.get(name), config.section(name)
-        upstream = stage.inputs(section).stages
+        upstream = upstream_stages(stage.inputs(section))
         ctx = RunContext(progress=progress, log=log, work_dir=run.work_dir(name), cache_dir=root / ".cache" / name,
                          device_request=config.device, force=force, input_hashes=hashes[name],
                          upstream={s: run.stage_results(s) or {} for s in upstream})
@@ -166,8 +169,12 @@ def run_pipeline(config: PipelineBase, root: str | Path = "runs", progress: Prog
             log(f"{name}: reusing finished results (key {key})")
             outcome.reused.append(name)
             continue
-        if force:  # recompute means from scratch, not from an earlier attempt's unfinished work
+        if force or _work_key(ctx.work_dir) not in (None, key):
+            # Recompute from scratch, not from an earlier attempt's unfinished work: with --force, or when that
+            # work was done under another key (other code, config, inputs or device). A red-team campaign
+            # resuming from attempts that another policy answered would report that policy's replies.
             ctx.clear_work()
+        _set_work_key(ctx.work_dir, key)
         machine = _machine(ctx.device)
         log(f"{name}: started on {machine}")
         start = time.monotonic()
@@ -186,6 +193,19 @@ def run_pipeline(config: PipelineBase, root: str | Path = "runs", progress: Prog
     run.write_results()
     outcome.report = render_report(run.path)
     return outcome
+
+
+def _work_key(work_dir: Path) -> str | None:
+    """The stage key that a stage's unfinished work was started under (None: no work kept)."""
+    try:
+        return (work_dir / ".key").read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+
+
+def _set_work_key(work_dir: Path, key: str) -> None:
+    work_dir.mkdir(parents=True, exist_ok=True)
+    (work_dir / ".key").write_text(key, encoding="utf-8")
 
 
 def _also_to_file(log: Callable[[str], None], path: Path) -> Callable[[str], None]:

@@ -49,6 +49,10 @@ class StageResult(Protocol):
     def summary(self) -> dict: ...
 
 
+class InputMissing(FileNotFoundError):
+    """A file (or a saved result) a stage reads does not exist; raised before any work where it can be."""
+
+
 @dataclass(frozen=True)
 class Inputs:
     """What a stage reads besides its config: model names and files, by content."""
@@ -153,4 +157,4 @@ def unregister(name: str) -> None:
     STAGES[:] = [s for s in STAGES if s.name != name]
 
 
-__all__ = ["Inputs", "STAGES", "Stage", "StageResult", "UnknownStage", "get", "names", "register", "unregister"]
+__all__ = ["InputMissing", "Inputs", "STAGES", "Stage", "StageResult", "UnknownStage", "get", "names", "register", "unregister"]

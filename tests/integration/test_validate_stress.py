@@ -25,7 +25,9 @@ def test_validate_alone_runs_the_train_stage_first_and_red_teams_its_policy(tmp_
     train = json.loads((run_dir / "stages" / "train.json").read_text())["results"]
     assert Path(train["policies"]["dpo"]["path"], "adapter_config.json").is_file()
     attempts = read_jsonl(run_dir / "records" / "validate.jsonl", AttackAttempt)
-    assert attempts and {a.target for a in attempts} == {"tiny-llama+dpo"}
+    campaign = [a for a in attempts if a.campaign == "validate"]
+    assert campaign and {a.target for a in campaign} == {"tiny-llama+dpo"}
+    assert {a.target for a in attempts if a.campaign == "validate-patched"} <= {"tiny-llama+dpo+patch"}
     html = (run_dir / "report.html").read_text()
     assert "Red-teaming tiny-llama+dpo" in html and "success rate over cases" in html
 

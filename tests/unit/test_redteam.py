@@ -202,7 +202,7 @@ def _gcg_problem():
     [(case, _)] = policy_cases(Config(n_cases=1))
     settings = gcg.Settings(steps=6, suffix_tokens=4, top_k=8, candidates=8)
     init = lm.tokenizer(" !", add_special_tokens=False)["input_ids"][-1]
-    return lm, gcg._pieces(lm, case.asking(f"{case.request} {gcg.MARK}"), settings, [init] * 4), settings
+    return lm, gcg._pieces(lm, case.asking(f"{case.request}{gcg.MARK}"), settings, [init] * 4), settings
 
 
 def test_gcg_scores_candidates_on_the_cached_prefix_as_a_full_forward_would():
@@ -231,6 +231,7 @@ def test_gcg_steps_lower_the_target_strings_loss():
     rng = random.Random(0)
     losses = [gcg.step(lm, p, cache, settings, allowed, rng) for _ in range(settings.steps)]
     assert min(losses) < first and all(allowed[t] for t in p.suffix)
+    assert gcg.reads_back(lm, p, p.suffix)  # what is sent as text is what was optimised
 
 
 def test_gcg_queries_a_local_target_within_budget_and_refuses_an_endpoint():
@@ -250,4 +251,4 @@ def test_gcg_queries_a_local_target_within_budget_and_refuses_an_endpoint():
     requests = {c.id: c.request for c, _ in policy_cases(config)}
     for a in result.attempts:  # the request, then an optimised suffix
         text = a.prompt[-1]["content"]
-        assert text.startswith(requests[a.case_id] + " ") and len(text) > len(requests[a.case_id]) + 1
+        assert text.startswith(requests[a.case_id]) and len(text) > len(requests[a.case_id])

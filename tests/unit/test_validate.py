@@ -25,6 +25,9 @@ def _eval(task: str, gold: float) -> Evaluation:
 def test_cases_split_into_the_patch_half_and_the_held_out_half():
     train, held = split_cases(["a", "b", "c", "d", "e"])
     assert train == {"a", "c", "e"} and held == {"b", "d"} and not train & held
+    # by rule: every other rule in sorted order is held out whole
+    train, held = split_cases(["a", "b", "c", "d", "e"], ["phishing", "insult", "secret", "insult", "human_claim"])
+    assert held == {"b", "c", "d"} and train == {"a", "e"}  # insult and secret held out; human_claim, phishing not
 
 
 def test_fixed_broke_and_the_held_out_change_are_counted_per_prompt_and_per_case():
@@ -48,6 +51,16 @@ def test_the_config_refuses_an_unknown_attack_and_an_empty_method():
         Config(attacks=["nope"])
     with pytest.raises(ValidationError, match="names no method"):
         Config(target="train:")
+    with pytest.raises(ValidationError, match="need an attacker model"):
+        Config(attacks=["direct", "pair"])
+
+
+def test_an_unknown_organism_target_is_refused_before_any_work(tmp_path, monkeypatch):
+    from superalign.organisms import OrganismError
+
+    monkeypatch.setenv("SUPERALIGN_HOME", str(tmp_path))
+    with pytest.raises(OrganismError, match="no organism named"):
+        validate.inputs(Config(target="organism:nobody-s0"))
 
 
 def test_a_train_target_needs_that_method_in_the_train_stage():
@@ -80,3 +93,6 @@ def test_the_patch_trains_on_successes_and_replays_every_judged_prompt(tmp_path)
     assert all(a.campaign == "validate-patched" and a.meta["before"] is True for a in out["attempts"])
     assert {e.model for e in out["evaluations"]} == {"tiny-llama", "tiny-llama+patch"}
     assert {m.name for m in out["metrics"]} >= {"patch.fixed", "patch.broke", "patch.held_out.asr_change"}
+    # it learned: LoRA's B matrices start at zero, and DPO moved them
+    lora_b = [p for n, p in lm.model.named_parameters() if "lora_B" in n]
+    assert lora_b and any(float(p.detach().abs().max()) > 0 for p in lora_b)

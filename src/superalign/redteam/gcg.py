@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 import random
 from dataclasses import dataclass
 
@@ -40,6 +41,7 @@ class Problem:
     suffix: list[int]
     after: list[int]
     target: list[int]
+    before_text: str = ""  # the rendered prompt up to the suffix (to check that a suffix survives as text)
 
 
 def _pieces(lm, messages: list[dict], settings: Settings, init: list[int]) -> Problem:
@@ -47,7 +49,14 @@ def _pieces(lm, messages: list[dict], settings: Settings, init: list[int]) -> Pr
     text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     before, after = text.split(MARK)
     ids = lambda s: tok(s, add_special_tokens=False)["input_ids"]  # noqa: E731
-    return Problem(ids(before), list(init), ids(after), ids(settings.target))
+    return Problem(ids(before), list(init), ids(after), ids(settings.target), before)
+
+
+def reads_back(lm, p: Problem, suffix: list[int]) -> bool:
+    """Whether the prompt sent as text (the rendered prompt, then the decoded suffix) tokenizes to the very
+    tokens optimised: a suffix that merges with its neighbours would be a different attack (as nanoGCG checks)."""
+    text = p.before_text + lm.tokenizer.decode(suffix)
+    return lm.tokenizer(text, add_special_tokens=False)["input_ids"] == p.before + suffix
 
 
 @functools.lru_cache(maxsize=4)
@@ -62,6 +71,10 @@ def _allowed(tokenizer) -> torch.Tensor:
     return ok
 
 
+def _device(lm) -> torch.device:
+    return lm.model.get_input_embeddings().weight.device
+
+
 def _embed(lm, ids: list[int]) -> torch.Tensor:
     weight = lm.model.get_input_embeddings().weight
     return weight[torch.tensor(ids, device=weight.device)]
@@ -71,7 +84,7 @@ def suffix_gradient(lm, p: Problem) -> torch.Tensor:
     """[L, V]: d loss / d one-hot suffix (Zou et al. 2023, eq. 2's linearised swap scores)."""
     weight = lm.model.get_input_embeddings().weight  # [V, d]
     one_hot = torch.zeros(len(p.suffix), weight.shape[0], dtype=weight.dtype, device=weight.device)
-    one_hot[torch.arange(len(p.suffix)), torch.tensor(p.suffix)] = 1.0
+    one_hot[torch.arange(len(p.suffix), device=weight.device), torch.tensor(p.suffix, device=weight.device)] = 1.0
     one_hot.requires_grad_(True)
     with torch.enable_grad():
         embeds = torch.cat([_embed(lm, p.before), one_hot @ weight, _embed(lm, p.after + p.target)])[None]  # [1, T, d]
@@ -101,7 +114,7 @@ def candidate_losses(lm, p: Problem, prefix_cache, candidates: torch.Tensor) -> 
 
 def step(lm, p: Problem, prefix_cache, settings: Settings, allowed: torch.Tensor, rng: random.Random) -> float:
     """One GCG step: the best of ``candidates`` single-token swaps replaces the suffix; returns its loss."""
-    grad = suffix_gradient(lm, p)[:, : allowed.shape[0]]  # [L, V]
+    grad = suffix_gradient(lm, p)[:, : allowed.shape[0]].cpu()  # [L, V]
     grad[:, ~allowed] = float("inf")
     top = (-grad).topk(settings.top_k, dim=1).indices  # [L, k]: the largest expected decrease of the loss
     current = torch.tensor(p.suffix)
@@ -111,19 +124,20 @@ def step(lm, p: Problem, prefix_cache, settings: Settings, allowed: torch.Tensor
         pos = rng.randrange(len(p.suffix))
         row[pos] = top[pos, rng.randrange(settings.top_k)]
         rows.append(row)
-    candidates = torch.stack(rows)
-    # A suffix is sent as text: keep candidates that read back as the same tokens.
-    keep = [i for i, r in enumerate(rows) if lm.tokenizer(lm.tokenizer.decode(r), add_special_tokens=False)
-            ["input_ids"] == r.tolist()] or list(range(len(rows)))
-    losses = candidate_losses(lm, p, prefix_cache, candidates[keep])
+    # A suffix is sent as text: keep candidates that read back as the same tokens in their prompt.
+    kept = [r for r in rows if reads_back(lm, p, r.tolist())]
+    if not kept:
+        return float("nan")  # no swap survives as text this step: the suffix stays as it is
+    candidates = torch.stack(kept).to(_device(lm))  # [B, L]
+    losses = candidate_losses(lm, p, prefix_cache, candidates)
     best = int(losses.argmin())
-    p.suffix = candidates[keep][best].tolist()
+    p.suffix = candidates[best].tolist()
     return float(losses[best])
 
 
 def _prefix_cache(lm, ids: list[int]):
     with torch.no_grad():
-        return lm.model(input_ids=torch.tensor([ids]), use_cache=True).past_key_values
+        return lm.model(input_ids=torch.tensor([ids], device=_device(lm)), use_cache=True).past_key_values
 
 
 def run(case, query, budget: int, rng: random.Random, memory: list[str], lm, settings: Settings | None = None) -> None:
@@ -133,18 +147,20 @@ def run(case, query, budget: int, rng: random.Random, memory: list[str], lm, set
 
     settings = settings or Settings()
     init_token = lm.tokenizer(" !", add_special_tokens=False)["input_ids"][-1]
-    problem = _pieces(lm, case.asking(f"{case.request} {MARK}"), settings, [init_token] * settings.suffix_tokens)
+    # The suffix follows the request directly: its tokens carry their own leading spaces (" !"), so the prompt
+    # sent is exactly request + decode(suffix), the sequence the gradient was taken on.
+    problem = _pieces(lm, case.asking(f"{case.request}{MARK}"), settings, [init_token] * settings.suffix_tokens)
     allowed = _allowed(lm.tokenizer)
-    every = max(1, settings.steps // budget)
+    every = math.ceil(settings.steps / budget)  # queries spread so that the last step's suffix is sent
     with eval_mode(lm.model):
         prefix = _prefix_cache(lm, problem.before)
         for k in range(1, settings.steps + 1):
             step(lm, problem, prefix, settings, allowed, rng)
             if k % every == 0 or k == settings.steps:
-                prompt = f"{case.request} {lm.tokenizer.decode(problem.suffix).strip()}"
+                prompt = case.request + lm.tokenizer.decode(problem.suffix)
                 if query(case.asking(prompt)).success:
                     memory.append(prompt)
                     return
 
 
-__all__ = ["Problem", "Settings", "candidate_losses", "run", "step", "suffix_gradient"]
+__all__ = ["Problem", "Settings", "candidate_losses", "reads_back", "run", "step", "suffix_gradient"]

@@ -445,7 +445,9 @@ def patch_view(attempts: list[AttackAttempt], patch: dict | None) -> dict | None
         return None
     replayed = [a for a in attempts if a.campaign.endswith("-patched")]
     rows = []
-    for half, what in (("patch_half", "cases whose successes trained the patch"), ("held_out", "held-out cases")):
+    held = ("held-out rules (no case of a rule the patch trained on)" if patch.get("split") == "rules" else
+            "held-out cases (every other case: their templates recur in the patch half)")
+    for half, what in (("patch_half", "cases whose successes trained the patch"), ("held_out", held)):
         part = patch.get(half) or {}
         if "asr_before" in part:
             rows.append({"half": what, "cases": part.get("cases"), "before": fmt(part["asr_before"]),
@@ -492,6 +494,9 @@ def audit_view(findings: list[AuditFinding], metrics: list[Metric]) -> dict | No
         if caught is False:
             missed.append({"organism": f.organism, "kind": f.kind, "own": fmt(own), "ceiling": fmt(ceiling[f.kind]),
                            "behaviour_passed": f.behaviour_passed})
+    for row in rows:  # evidence as readable JSON (replies keep their own characters; autoescaped in the page)
+        row["evidence"] = {k: json.dumps(v, indent=1, ensure_ascii=False, default=str)
+                           for k, v in row["f"].evidence.items()}
     return {"kinds": kinds, "scores": scores, "rows": rows, "missed": missed,
             "ceiling": [fmt(ceiling.get(k)) for k in kinds],
             "access": sorted({d.get("access", "") for f in findings for d in f.detectors.values()})}

@@ -431,6 +431,7 @@ def run(config: Config, ctx: RunContext | None = None) -> Result:
                     note, asked)
 
     for method in config.methods:
+        _forget_if_policy_lost(ctx, method, keys[method])
         evals, method_points, note, asked = ctx.step(method, keys[method], partial(outcome, method), Outcome)
         notes += [note] if note else []
         # best-of-n leaves the model untouched, so its fact answers are the start's: no tax by construction.
@@ -442,6 +443,14 @@ def run(config: Config, ctx: RunContext | None = None) -> Result:
         points += method_points
     return Result(model=base.name, metrics=metrics, evaluations=evaluations, preferences=prefs, points=points,
                   notes=notes, evaluator_reads=evaluator.audit(), policies=_saved_policies(config, ctx, keys))
+
+
+def _forget_if_policy_lost(ctx: RunContext, method: str, key: dict) -> None:
+    """A method's kept evaluation without its saved policy (its directory was deleted) is trained again, so
+    that the stages reading the policy (validate) find it."""
+    directory = ctx.step_path(method, key) if method != "best_of_n" else None
+    if directory is not None and not directory.is_dir():
+        ctx.step_path(method, key, ".json").unlink(missing_ok=True)
 
 
 def _saved_policies(config: Config, ctx: RunContext, keys: dict) -> dict[str, dict]:

@@ -18,6 +18,8 @@ patch, as the researcher drives stages (the techniques themselves never import e
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from superalign.context import RunContext
@@ -47,6 +49,9 @@ class Patch(BaseModel):
     lr: float = Field(5e-4, gt=0)
     epochs: int = Field(3, ge=1)
     batch_size: int = Field(8, ge=1)
+    split: Literal["cases", "rules"] = Field("cases", description="how the held-out half is chosen: every other "
+                                             "case (templates recur on both sides) or whole rules (a new kind of "
+                                             "request: the harder test)")
     n_check: int = Field(24, ge=0, description="ordinary instruction prompts scored before and after (the cost)")
     check_max_new_tokens: int = Field(96, ge=1)
 
@@ -64,11 +69,18 @@ class Config(BaseModel):
     max_new_tokens: int = Field(64, ge=1)
     batch_size: int = Field(16, ge=1)
     budget: int = Field(4, ge=1, description="queries per case of an adaptive attack")
+    gcg_steps: int = Field(12, ge=1, description="GCG optimisation steps per case (attack gcg)")
     patch: Patch = Field(default_factory=Patch)
 
     @model_validator(mode="after")
     def _check(self) -> "Config":
+        from superalign.redteam.attacks import ATTACKS
+
         self.campaign()  # an unknown attack fails here, naming it
+        needing = [a for a in self.attacks if ATTACKS[a].needs_attacker]
+        if needing:  # the stage has no attacker model (superalign redteam --attacker has)
+            raise ValueError(f"attacks {', '.join(needing)} need an attacker model, which this stage does not "
+                             "load; run them with `superalign redteam TARGET --attacker MODEL`")
         if self.target.startswith(TRAIN) and not self.target[len(TRAIN):]:
             raise ValueError("target train: names no method (e.g. train:dpo)")
         return self
@@ -79,7 +91,7 @@ class Config(BaseModel):
 
         return redteam.Config(attacks=self.attacks, n_cases=self.n_cases, world_seed=self.seed, seed=self.seed,
                               budget=self.budget, max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
-                              name="validate")
+                              gcg_steps=self.gcg_steps, name="validate")
 
 
 class Result(BaseModel):
@@ -103,7 +115,13 @@ def inputs(config: Config) -> Inputs:
     """The pipeline's model, the target when it is a model source, and the train stage when it is its policy."""
     if config.target.startswith(TRAIN):
         return Inputs(models=[config.model], stages=["train"])
-    if config.target == "model" or config.target.startswith(ORGANISM):
+    if config.target.startswith(ORGANISM):
+        # The organism by its content (organism.json changes whenever it is retrained): a new one reruns this stage.
+        from superalign import organisms
+
+        organism = organisms.find(config.target[len(ORGANISM):])  # an unknown name stops here, before any work
+        return Inputs(models=[config.model, organism.config["model"]], files=[organism.path / "organism.json"])
+    if config.target == "model":
         return Inputs(models=[config.model])
     return Inputs(models=list(dict.fromkeys([config.model, config.target])))
 
@@ -137,10 +155,11 @@ def load_target(config: Config, ctx: RunContext):
     method = config.target[len(TRAIN):]
     policy = ((ctx.upstream.get("train") or {}).get("policies") or {}).get(method)
     if not policy or not Path(policy["path"]).is_dir():
-        from superalign.pipeline import InputMissing
+        from superalign.stages import InputMissing
 
-        raise InputMissing(f"validate.target={config.target}: the train stage kept no {method} policy "
-                                "on disk (a library call without a cache directory keeps none, or the cache was cleared); rerun with --force")
+        raise InputMissing(f"validate.target={config.target}: the train stage's {method} policy is not on disk (a "
+                           "library call without a cache directory keeps none; a cleared cache loses it): delete "
+                           "the run root's .cache/train/finished-* so that the train stage runs again")
     from peft import PeftModel
 
     if not (Path(policy["path"]) / "adapter_config.json").is_file():  # full fine-tuning saved every weight
@@ -197,17 +216,23 @@ def _broken_cases(attempts: list[AttackAttempt]) -> dict[str, bool]:
     return out
 
 
-def split_cases(case_ids: list[str]) -> tuple[set[str], set[str]]:
-    """The cases whose successes train the patch (even positions) and the held-out ones (odd)."""
-    return set(case_ids[0::2]), set(case_ids[1::2])
+def split_cases(case_ids: list[str], rules: list[str] | None = None) -> tuple[set[str], set[str]]:
+    """The cases whose successes train the patch and the held-out ones: every other case, or (``rules``
+    given, one per case) every other rule in sorted order, so that no held-out case shares its rule."""
+    if rules is None:
+        return set(case_ids[0::2]), set(case_ids[1::2])
+    held_rules = set(sorted(set(rules))[1::2])
+    held = {c for c, r in zip(case_ids, rules) if r in held_rules}
+    return set(case_ids) - held, held
 
 
 def _patch(config: Config, campaign, lm, attempts: list[AttackAttempt], ctx: RunContext) -> dict:
     """DPO on the patch half's successes, then the replay and the cost check (see the module docstring)."""
     from superalign import redteam
 
-    ids = [c.id for c, _ in redteam.policy_cases(campaign)]
-    train_ids, held_ids = split_cases(ids)
+    cases = [c for c, _ in redteam.policy_cases(campaign)]
+    rules = [c.rule for c in cases] if config.patch.split == "rules" else None
+    train_ids, held_ids = split_cases([c.id for c in cases], rules)
     pairs = redteam.patch_pairs([a for a in attempts if a.case_id in train_ids], campaign)
     empty = {"attempts": [], "evaluations": [], "metrics": [], "summary": {"pairs": len(pairs)}}
     if not pairs:
@@ -219,7 +244,7 @@ def _patch(config: Config, campaign, lm, attempts: list[AttackAttempt], ctx: Run
                           "validate-patched", progress=ctx.progress)
     after = _gold(patched, tasks, evaluator, config, patched.name)
     metrics, summary = patch_metrics(attempts, again, train_ids, held_ids, before, after, lm.name)
-    summary["pairs"] = len(pairs)
+    summary.update(pairs=len(pairs), split=config.patch.split)
     return {"attempts": again, "evaluations": before + after, "metrics": metrics, "summary": summary, "notes": []}
 
 
