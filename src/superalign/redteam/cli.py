@@ -25,6 +25,7 @@ def register(sub) -> None:
                    ",".join(n for n, a in ATTACKS.items() if a.prompts is not None) + ")")
     p.add_argument("--n-cases", type=int, help="policy cases of the world's test split (default 24)")
     p.add_argument("--budget", type=int, help="queries per case for adaptive attacks (default 4)")
+    p.add_argument("--gcg-steps", type=int, help="GCG optimisation steps per case (default 12)")
     p.add_argument("--attacker", help="the attacker model for few_shot / pair: a model source or a URL")
     p.add_argument("--judge", help="also judge every reply with this model (a source or a URL); its agreement "
                    "with the world's detectors is reported, the verdict stays the detectors'")
@@ -89,7 +90,8 @@ def _config(args):
     from superalign.redteam import Config, RedTeamError
 
     values = {"attacks": args.attacks.split(",") if args.attacks else None, "n_cases": args.n_cases,
-              "budget": args.budget, "max_new_tokens": args.max_new_tokens, "name": args.name, "seed": args.seed}
+              "budget": args.budget, "max_new_tokens": args.max_new_tokens, "name": args.name, "seed": args.seed,
+              "gcg_steps": args.gcg_steps}
     try:
         return Config(**{k: v for k, v in values.items() if v is not None})
     except ValidationError as err:

