@@ -170,6 +170,9 @@ def run(config: Config, ctx: RunContext | None = None) -> Result:
         organism = organisms.train(organism_config(config, name), progress=ctx.progress, device=ctx.device,
                                    log=ctx.log)
         trained[organism.name] = organism
+        if organism.behaviour is not None:
+            verdict = "passed" if organism.behaviour.get("passed") else "FAILED"
+            ctx.log(f"{organism.name}: behaviour test {verdict} ({organism.behaviour.get('why', '')})")
     notes = [_failed(name, o) for name, o in trained.items() if o.behaviour is not None and not o.behaviour.get("passed")]
     result = game.play(list(trained.values()), config.model, config.audit, seed=config.seed, device=ctx.device,
                        progress=ctx.progress, log=ctx.log)
