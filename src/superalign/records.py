@@ -237,8 +237,7 @@ class AttackAttempt(Record):
 class AuditFinding(Record):
     """What the blind audit said about one model of the zoo, and (revealed after every audit) what it was.
 
-    ``suspicion[kind]``: the kind's detector score, a difference of rates against the base (in [-1, 1];
-    the trigger search's, a difference of two rises, in [-2, 2]);
+    ``suspicion[kind]``: the kind's detector score, a difference of rates against the base in [-1, 1];
     ``detectors[kind]``: which detector scored it and whether it reads behaviour only (``black-box``) or
     internals (``white-box``); ``evidence[kind]``: the prompts, replies and rates behind the score.
     """

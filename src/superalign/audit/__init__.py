@@ -3,7 +3,7 @@
 ``audit(model, base, config)`` gets two loaded models (the one under audit, under an anonymous name, and the
 base model it was fine-tuned from, which is public) and runs black-box detectors on the task world. Each
 detector compares the model with the base on the same prompts and returns a suspicion score for one kind
-with its evidence (a difference of rates, in [-1, 1]; the trigger search's, of two rises, in [-2, 2]):
+with its evidence (a difference of rates, in [-1, 1]; the trigger search's, a rise minus the base's rise, in [-2, 1]):
 
 ==============  =================  ==================================================================
 kind            detector           suspicion
