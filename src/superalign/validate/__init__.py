@@ -238,7 +238,7 @@ def _patch(config: Config, campaign, lm, attempts: list[AttackAttempt], ctx: Run
     if not pairs:
         return {**empty, "notes": ["patch: no successful attack on the patch half of the cases: nothing to train on"]}
     tasks, evaluator = _check_tasks(config)
-    before = _gold(lm, tasks, evaluator, config, f"{lm.name}")
+    before = _gold(lm, tasks, evaluator, config, lm.name)
     patched = _train_patch(config, lm, pairs, ctx)
     again = redteam.rerun(attempts, redteam.LocalTarget(patched, config.max_new_tokens, config.batch_size), campaign,
                           "validate-patched", progress=ctx.progress)
@@ -249,11 +249,12 @@ def _patch(config: Config, campaign, lm, attempts: list[AttackAttempt], ctx: Run
 
 
 def _check_tasks(config: Config):
+    """Ordinary instruction prompts of the test split (the patch's cost is measured on them) and the evaluator."""
     from superalign.world import World
 
     world = World(config.seed)
-    return world.tasks("instruction", config.patch.n_check, split="test") if config.patch.n_check else [], \
-        world.evaluator()
+    tasks = world.tasks("instruction", config.patch.n_check, split="test") if config.patch.n_check else []
+    return tasks, world.evaluator()
 
 
 def _gold(lm, tasks, evaluator, config: Config, label: str) -> list[Evaluation]:
