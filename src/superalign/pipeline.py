@@ -195,17 +195,22 @@ def run_pipeline(config: PipelineBase, root: str | Path = "runs", progress: Prog
     return outcome
 
 
+def _key_file(work_dir: Path) -> Path:
+    """Beside the stage's work directory (``work/.<stage>.key``), so that the work itself holds only work."""
+    return work_dir.parent / f".{work_dir.name}.key"
+
+
 def _work_key(work_dir: Path) -> str | None:
-    """The stage key that a stage's unfinished work was started under (None: no work kept)."""
+    """The stage key that a stage's unfinished work was started under (None: never recorded)."""
     try:
-        return (work_dir / ".key").read_text(encoding="utf-8").strip()
+        return _key_file(work_dir).read_text(encoding="utf-8").strip()
     except OSError:
         return None
 
 
 def _set_work_key(work_dir: Path, key: str) -> None:
-    work_dir.mkdir(parents=True, exist_ok=True)
-    (work_dir / ".key").write_text(key, encoding="utf-8")
+    _key_file(work_dir).parent.mkdir(parents=True, exist_ok=True)
+    _key_file(work_dir).write_text(key, encoding="utf-8")
 
 
 def _also_to_file(log: Callable[[str], None], path: Path) -> Callable[[str], None]:

@@ -110,6 +110,27 @@ def test_an_interrupted_stage_resumes_and_force_starts_it_over(tmp_path, monkeyp
     assert found == [[], ["dpo.json"], []]
 
 
+def test_unfinished_work_under_another_key_is_not_resumed(tmp_path, monkeypatch):
+    """Work left by an interrupted attempt belongs to its key: other code, inputs or device start over (a red-team
+    campaign resuming on attempts that another policy answered would report that policy's replies)."""
+    config = load_config("smoke", overrides=["stages=[train]"])
+    found = []
+
+    def fake_train(config, ctx):
+        found.append(sorted(p.name for p in ctx.work_dir.glob("*")))
+        ctx.work_dir.mkdir(parents=True, exist_ok=True)
+        (ctx.work_dir / "attempts.jsonl").write_text("{}")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rlhf, "run", fake_train)
+    monkeypatch.setattr(pipeline, "prepare_inputs", lambda config, log, pull: {"train": {}})
+    for key in ("a", "a", "b"):
+        monkeypatch.setattr(pipeline, "stage_key", lambda *args, key=key: key)
+        with pytest.raises(KeyboardInterrupt):
+            pipeline.run_pipeline(config, root=tmp_path, log=lambda line: None)
+    assert found == [[], ["attempts.jsonl"], []]  # same key: resumed; another key: cleared first
+
+
 def test_label_counts_and_the_evaluator_read_audit(tmp_path, monkeypatch):
     """Each method's labels: the up-front comparisons plus, for online DPO judged by the labeler, every comparison
     it asked while training (counted at the labeler itself); every gold read is audited by purpose and caller."""
