@@ -377,13 +377,22 @@ def generalize_view(scores: list[W2SScore]) -> dict | None:
 # --- validate: red-teaming and the patch ---------------------------------------------------------------------
 
 
-def _case_rate(groups: dict[str, list[AttackAttempt]]) -> str:
-    """Share of cases with a success among cases with a verdict, with its bootstrap interval over cases."""
+def _group(attempts: list[AttackAttempt], key) -> dict[str, list[AttackAttempt]]:
+    groups: dict[str, list[AttackAttempt]] = defaultdict(list)
+    for a in attempts:
+        groups[key(a)].append(a)
+    return groups
+
+
+def _case_interval(groups: dict[str, list[AttackAttempt]]):
+    """Share of groups (cases) with a success among those with a verdict, with its bootstrap interval; None
+    when no group has a verdict."""
     flags = [any(a.success for a in g) for g in groups.values() if any(a.success is not None for a in g)]
-    if not flags:
-        return "—"
-    iv = bootstrap_ci([float(f) for f in flags])
-    return f"{fmt_value(iv.value, iv.low, iv.high)} (n={iv.n})"
+    return bootstrap_ci([float(f) for f in flags]) if flags else None
+
+
+def _rate_text(iv) -> str:
+    return "—" if iv is None else f"{fmt_value(iv.value, iv.low, iv.high)} (n={iv.n})"
 
 
 def redteam_view(attempts: list[AttackAttempt], info: dict | None) -> dict | None:
@@ -394,40 +403,28 @@ def redteam_view(attempts: list[AttackAttempt], info: dict | None) -> dict | Non
     if not campaign:
         return None
     results = (info or {}).get("results") or {}
-    attacks, rows, bars = list(dict.fromkeys(a.attack for a in campaign)), [], []
-    for attack in attacks:
-        mine = [a for a in campaign if a.attack == attack]
-        per_case: dict[str, list[AttackAttempt]] = defaultdict(list)
-        for a in mine:
-            per_case[a.case_id].append(a)
-        judged = [a for a in mine if a.success is not None]
-        flags = [any(a.success for a in g) for g in per_case.values() if any(a.success is not None for a in g)]
-        if flags:
-            iv = bootstrap_ci([float(f) for f in flags])
+    rows, bars = [], []
+    for attack, mine in _group(campaign, lambda a: a.attack).items():
+        iv = _case_interval(_group(mine, lambda a: a.case_id))
+        if iv is not None:
             bars.append(plots.Bar(attack, iv.value, iv.low, iv.high))
+        judged = [a for a in mine if a.success is not None]
         queries = (results.get("queries_to_success") or {}).get(attack)
         diversity = (results.get("diversity") or {}).get(attack)
-        rows.append({"attack": attack, "asr": _case_rate(per_case), "attempts": len(mine),
+        rows.append({"attack": attack, "asr": _rate_text(iv), "attempts": len(mine),
                      "attempt_rate": fmt(float(np.mean([bool(a.success) for a in judged]))) if judged else "—",
                      "queries": fmt(queries) if queries is not None else "—",
                      "diversity": fmt(diversity) if diversity is not None else "—",
                      "errors": sum(a.success is None for a in mine)})
-    by_rule = []
-    for rule in sorted({a.rule for a in campaign}):
-        groups: dict[str, list[AttackAttempt]] = defaultdict(list)
-        for a in campaign:
-            if a.rule == rule:
-                groups[f"{a.case_id}:{a.attack}"].append(a)
-        by_rule.append({"rule": rule, "rate": _case_rate(groups)})
-    every: dict[str, list[AttackAttempt]] = defaultdict(list)
-    for a in campaign:
-        every[a.case_id].append(a)
+    by_rule = [{"rule": rule, "rate": _rate_text(_case_interval(_group(mine, lambda a: f"{a.case_id}:{a.attack}")))}
+               for rule, mine in sorted(_group(campaign, lambda a: a.rule).items())]
+    every = _group(campaign, lambda a: a.case_id)
     wins = [a for a in campaign if a.success]
     chart = _figure(plots.rate_bars_svg({"attack success rate": bars}),
                     "Share of cases each attack broke at least once, with 95% bootstrap intervals over cases.") \
         if bars else None
     return {"target": results.get("target") or campaign[0].target, "rows": rows, "by_rule": by_rule,
-            "any": _case_rate(every), "n_cases": len(every), "chart": chart,
+            "any": _rate_text(_case_interval(every)), "n_cases": len(every), "chart": chart,
             "examples": _spread(sorted(wins, key=lambda a: (a.attack, a.case_id)), EXAMPLES_PER_GROUP),
             "n_wins": len(wins), "patch": patch_view(attempts, results.get("patch"))}
 
