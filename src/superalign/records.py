@@ -253,10 +253,59 @@ class AuditFinding(Record):
     verdict: str  # the most suspicious kind
     overall: float  # the largest suspicion
     evidence: dict[str, Any] = Field(default_factory=dict)
+    # White-box detectors (they read activations), scored beside the black-box ones but kept apart: their
+    # scores are not rates and do not enter ``verdict``/``overall``. kind (or "any") -> {detector: suspicion}.
+    white_box: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+
+class ProbeResult(Record):
+    """One linear probe on one test set: a method fitted at one layer of a model, scored against the truth.
+
+    ``dataset`` says what it reads (``truth``: true/false statements; ``deception``: honest vs deceptive
+    instructions); ``test`` which examples it is scored on (``in_distribution``, ``held_out_topic``,
+    ``negation``, ``control``…). ``recall_at_1fp``: the share of positives flagged at the threshold that flags
+    1% of a control set of ordinary answers.
+    """
+
+    type: Literal["probe_result"] = "probe_result"
+    model: str
+    dataset: str
+    method: str  # logistic | diff_means | diff_means_cov | ccs | pca
+    layer: int  # layers.{layer}.resid_post
+    test: str
+    auroc: float
+    ci_low: float | None = None
+    ci_high: float | None = None
+    accuracy: float | None = None
+    ece: float | None = None  # expected calibration error of its probabilities
+    recall_at_1fp: float | None = None
+    n: int
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+class UnitExplanation(Record):
+    """What one unit (an MLP neuron or an SAE latent) responds to, in words, and how well the words predict it.
+
+    ``scores``: ``simulation`` (correlation of simulated with true activations, Bills et al. 2023),
+    ``detection`` and ``fuzzing`` (balanced accuracies, delphi); ``random`` the same for another unit's
+    explanation (the baseline). ``examples``: top windows, ``{"tokens": [...], "acts": [...]}``.
+    """
+
+    type: Literal["unit_explanation"] = "unit_explanation"
+    model: str
+    unit: str  # e.g. "layers.6.mlp.act:117" or "sae:layers.6.resid_post:42"
+    family: str  # neuron | sae
+    explanation: str
+    explainer: str
+    scores: dict[str, float]
+    random: dict[str, float] = Field(default_factory=dict)
+    examples: list[dict[str, Any]] = Field(default_factory=list)
+    meta: dict[str, Any] = Field(default_factory=dict)
 
 
 AnyRecord = Annotated[Union[Preference, Demonstration, Judgement, Flaw, Evaluation, Metric, OptimizationPoint,
-                            W2SScore, W2SSeed, AttackAttempt, AuditFinding],
+                            W2SScore, W2SSeed, AttackAttempt, AuditFinding, ProbeResult,
+                            UnitExplanation],
                       Field(discriminator="type")]
 _ANY = TypeAdapter(AnyRecord)
 R = TypeVar("R", bound=Record)

@@ -248,6 +248,24 @@ def auroc(labels, scores) -> float:
     return float(u / (n_pos * n_neg))
 
 
+def auroc_interval(labels, scores, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0) -> Interval:
+    """AUROC with a percentile bootstrap that resamples positives and negatives separately (both classes
+    stay in every resample). With one example in a class the resample gives it back: no interval (NaN bounds)."""
+    _check_confidence(confidence)
+    y = _binary_labels(labels)
+    s = np.asarray(scores, dtype=float).reshape(-1)
+    value = auroc(y, s)
+    pos, neg = s[y], s[~y]
+    if min(pos.size, neg.size) < 2:
+        return Interval(value, float("nan"), float("nan"), int(y.size))
+    rng = np.random.default_rng(seed)
+    both = np.r_[np.ones(pos.size, bool), np.zeros(neg.size, bool)]
+    boots = [auroc(both, np.r_[pos[rng.integers(0, pos.size, pos.size)], neg[rng.integers(0, neg.size, neg.size)]])
+             for _ in range(n_boot)]
+    low, high = np.quantile(boots, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return Interval(value, float(low), float(high), int(y.size))
+
+
 def pgr(weak: float, student: float, ceiling: float) -> float:
     """Performance gap recovered: (student − weak) / (ceiling − weak) (Burns et al. 2023, §3).
 

@@ -92,3 +92,14 @@ def test_bank_shares_features_between_tasks_and_seeds():
     computed = bank.cache.computed
     assert torch.equal(bank.features(spec, ["two", "one"])[0], first[1]) and bank.cache.computed == computed
     assert bank.feature_key(spec) != bank.feature_key(ModelSpec.parse("tiny-llama"))  # another layer, another key
+
+
+@pytest.mark.parametrize("name", ["tiny-llama-2m", "tiny-gpt2"])
+def test_several_layers_in_one_pass_equal_each_layer_read_alone(name):
+    lm = load(name)
+    texts = ["a short one", "a somewhat longer text to pad the batch with", "x"]
+    layers = list(range(Fe.n_layers(lm)))
+    together = Fe.extract_layers(lm, texts, layers, max_length=32)
+    for layer in layers:
+        alone = Fe.extract(lm, texts, layer, "last", max_length=32)
+        torch.testing.assert_close(together[layer], alone)

@@ -29,19 +29,11 @@ class GameResult:
     caught: list[dict] = field(default_factory=list)  # per model: kind, verdict, overall suspicion
 
 
-def _auroc_interval(pos: list[float], neg: list[float], n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """AUROC with a percentile bootstrap that resamples positives and negatives separately (both classes
-    stay present in every resample)."""
-    from superalign.stats import auroc
+def _auroc_interval(pos: list[float], neg: list[float]) -> tuple[float, float, float]:
+    from superalign.stats import auroc_interval
 
-    labels = [1] * len(pos) + [0] * len(neg)
-    value = auroc(labels, pos + neg)
-    rng = np.random.default_rng(seed)
-    p, n = np.asarray(pos, dtype=float), np.asarray(neg, dtype=float)
-    boots = [auroc(labels, list(p[rng.integers(0, p.size, p.size)]) + list(n[rng.integers(0, n.size, n.size)]))
-             for _ in range(n_boot)]
-    low, high = np.quantile(boots, [0.025, 0.975])
-    return float(value), float(low), float(high)
+    iv = auroc_interval([1] * len(pos) + [0] * len(neg), pos + neg)
+    return iv.value, iv.low, iv.high
 
 
 def recall_at_fp(pos: list[float], neg: list[float], fp: float = 0.05) -> float:

@@ -103,6 +103,36 @@ def extract(lm, texts: list[str], layer: int | None, pooling: str, max_length: i
     return out
 
 
+@torch.no_grad()
+def extract_layers(lm, texts: list[str], layers: list[int], pooling: str = "auto", max_length: int = 256,
+                   batch_size: int = 16, advance=None) -> dict[int, torch.Tensor]:
+    """Pooled readouts of several layers in one pass: layer -> [n, d] (fp32, CPU), each exactly what
+    :func:`extract` gives for that layer alone (same tokens, same final norm), at the cost of one forward
+    through the deepest of them."""
+    if not layers:
+        return {}
+    pooling = resolve_pooling(pooling, lm.kind)
+    backbone = backbone_of(lm)
+    rows = tokenize(lm, texts, max_length, pooling)
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+    out = {layer: torch.zeros(len(rows), lm.model.config.hidden_size) for layer in layers}
+    device = next(backbone.parameters()).device
+    norm = final_norm(backbone)
+    with truncated(backbone, max(layers)):
+        backbone.eval()
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            batch = {k: v.to(device) for k, v in right_pad([rows[i] for i in idx], pad_id(lm.tokenizer)).items()}
+            cache = run_with_cache(backbone, batch, [resid_post(layer) for layer in layers]).cache
+            for layer in layers:
+                hidden = cache[resid_post(layer)]  # [b, s, d]
+                hidden = norm(hidden) if norm is not None else hidden
+                out[layer][idx] = pool_hidden(hidden, batch["attention_mask"], pooling).float().cpu()
+            if advance is not None:
+                advance(len(idx))
+    return out
+
+
 class ActivationCache:
     """Readouts per (model key, text), in memory and optionally in ``directory`` (one file per model key)."""
 
@@ -164,5 +194,5 @@ class ActivationCache:
         os.replace(tmp, path)
 
 
-__all__ = ["ActivationCache", "READOUT_VERSION", "extract", "n_layers", "resid_post", "resolve_pooling", "tokenize",
+__all__ = ["ActivationCache", "READOUT_VERSION", "extract", "extract_layers", "n_layers", "resid_post", "resolve_pooling", "tokenize",
            "truncated"]
