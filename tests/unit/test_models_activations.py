@@ -103,3 +103,13 @@ def test_several_layers_in_one_pass_equal_each_layer_read_alone(name):
     for layer in layers:
         alone = Fe.extract(lm, texts, layer, "last", max_length=32)
         torch.testing.assert_close(together[layer], alone)
+
+
+def test_token_activations_are_the_plain_forward_s_at_every_token_whatever_the_batch():
+    lm = load("tiny-llama-2m")
+    rows = [[5, 6, 7, 8, 9], [10, 11], [12, 13, 14]]
+    got = Fe.token_activations(lm, rows, ["layers.1.resid_post", "layers.0.mlp.act"], batch_size=2)
+    for i, row in enumerate(rows):
+        alone = lm.model(torch.tensor([row]), output_hidden_states=True).hidden_states[2][0]
+        torch.testing.assert_close(got["layers.1.resid_post"][i], alone, atol=1e-5, rtol=1e-4)
+        assert got["layers.0.mlp.act"][i].shape == (len(row), lm.model.config.intermediate_size)

@@ -133,6 +133,39 @@ def extract_layers(lm, texts: list[str], layers: list[int], pooling: str = "auto
     return out
 
 
+@torch.no_grad()
+def token_activations(lm, rows: list[list[int]], names: list[str], batch_size: int = 16, normed: bool = False,
+                      advance=None) -> dict[str, list[torch.Tensor]]:
+    """Every token's activation at each hook name: name -> one [len(row), width] tensor (fp32, CPU) per row.
+
+    ``rows`` are token ids (no padding: rows of one batch are right-padded and cut back). Only the blocks up
+    to the deepest named layer run. ``normed`` passes ``resid_post`` readouts through the final norm, as
+    :func:`extract` does (probes fitted on :func:`extract` readouts score these tokens on the same scale).
+    """
+    backbone = backbone_of(lm)
+    layers = [int(n.split(".")[1]) for n in names if n.startswith("layers.")]
+    deepest = max(layers) if layers and len(layers) == len(names) else None
+    norm = final_norm(backbone) if normed else None
+    device = next(backbone.parameters()).device
+    out: dict[str, list[torch.Tensor | None]] = {n: [None] * len(rows) for n in names}
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+    with truncated(backbone, deepest):
+        backbone.eval()
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            batch = {k: v.to(device) for k, v in right_pad([rows[i] for i in idx], pad_id(lm.tokenizer)).items()}
+            cache = run_with_cache(backbone, batch, names).cache  # name -> [b, s, width]
+            for name in names:
+                acts = cache[name]
+                if norm is not None and name.endswith("resid_post"):
+                    acts = norm(acts)
+                for j, i in enumerate(idx):
+                    out[name][i] = acts[j, : len(rows[i])].float().cpu()
+            if advance is not None:
+                advance(len(idx))
+    return out
+
+
 class ActivationCache:
     """Readouts per (model key, text), in memory and optionally in ``directory`` (one file per model key)."""
 
@@ -194,5 +227,5 @@ class ActivationCache:
         os.replace(tmp, path)
 
 
-__all__ = ["ActivationCache", "READOUT_VERSION", "extract", "extract_layers", "n_layers", "resid_post", "resolve_pooling", "tokenize",
-           "truncated"]
+__all__ = ["ActivationCache", "READOUT_VERSION", "extract", "extract_layers", "n_layers", "resid_post",
+           "resolve_pooling", "token_activations", "tokenize", "truncated"]
