@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-METHODS = ("logistic", "diff_means", "diff_means_cov", "ccs", "pca")
+from superalign.probes import METHODS
 
 
 @dataclass
