@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from superalign.records import AttackAttempt, AuditFinding, read_jsonl
+from superalign.records import AttackAttempt, AuditFinding, ProbeResult, UnitExplanation, read_jsonl
 from tests.integration.test_cli import superalign
 
 
@@ -24,12 +24,22 @@ def test_validate_alone_runs_the_train_stage_first_and_red_teams_its_policy(tmp_
     run_dir = _run_dir(tmp_path)
     train = json.loads((run_dir / "stages" / "train.json").read_text())["results"]
     assert Path(train["policies"]["dpo"]["path"], "adapter_config.json").is_file()
-    attempts = read_jsonl(run_dir / "records" / "validate.jsonl", AttackAttempt)
+    records = read_jsonl(run_dir / "records" / "validate.jsonl")
+    attempts = [r for r in records if isinstance(r, AttackAttempt)]
     campaign = [a for a in attempts if a.campaign == "validate"]
     assert campaign and {a.target for a in campaign} == {"tiny-llama+dpo"}
     assert {a.target for a in attempts if a.campaign == "validate-patched"} <= {"tiny-llama+dpo+patch"}
+    probed = [r for r in records if isinstance(r, ProbeResult)]
+    assert {(p.dataset, p.test) for p in probed} >= {("truth", "in_distribution"), ("truth", "held_out_topic"),
+                                                    ("truth", "negation"), ("truth", "monitor"),
+                                                    ("deception", "in_distribution"), ("defection", "attack_success")}
+    assert {p.model for p in probed} == {"tiny-llama+dpo"}
+    units = [r for r in records if isinstance(r, UnitExplanation)]
+    assert {u.family for u in units} == {"neuron", "sae"} and all(u.random for u in units)
     html = (run_dir / "report.html").read_text()
     assert "Red-teaming tiny-llama+dpo" in html and "success rate over cases" in html
+    assert "representation of truth" in html and "held out topic AUROC" in html
+    assert "loss recovered" in html and units[0].explanation.replace("'", "&#39;") in html
 
 
 def test_a_policy_that_the_run_does_not_train_stops_before_any_work(tmp_path):

@@ -52,8 +52,8 @@ class Config(BaseModel):
 
 
 # The implementation imports torch: loaded on first use, so that reading a pipeline config stays light.
-_LAZY = ("Reader", "Result", "answer_control", "default_layers", "defection_probe", "evaluate", "monitor",
-         "prompt_scores", "recall_at_fp", "run", "score_examples")
+_LAZY = ("Reader", "Result", "answer_control", "default_layers", "defection_monitor", "defection_probe", "evaluate",
+         "monitor", "prompt_scores", "recall_at_fp", "run", "score_examples")
 
 
 def __getattr__(name: str):

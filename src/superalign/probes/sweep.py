@@ -229,5 +229,24 @@ def prompt_scores(lm, probe: Probe, layer: int, prompts: list[list[dict]], batch
     return probe.score(extract_layers(lm, texts, [layer], max_length=1024, batch_size=batch_size)[layer])
 
 
-__all__ = ["Reader", "Result", "answer_control", "default_layers", "defection_probe", "evaluate", "monitor",
+def defection_monitor(lm, layer: int, prompts: list[list[dict]], outcomes: list[bool],
+                      batch_size: int = 16) -> ProbeResult:
+    """Does the defection direction, read at the end of a prompt before any reply, predict which prompts the
+    model will answer with a violation? AUROC of the probe's score against ``outcomes`` (True = violated)."""
+    from superalign.stats import auroc_interval
+
+    probe = defection_probe(lm, layer, batch_size)
+    scores = prompt_scores(lm, probe, layer, prompts, batch_size).numpy()
+    meta = {"violations": int(sum(outcomes)), "prompts": len(outcomes)}
+    if not 0 < sum(outcomes) < len(outcomes):
+        return ProbeResult(model=lm.name, dataset="defection", method="diff_means", layer=layer, test="attack_success",
+                           auroc=float("nan"), n=len(outcomes), meta={**meta, "why": "every prompt had the same "
+                                                                          "outcome: no AUROC"})
+    iv = auroc_interval([int(o) for o in outcomes], scores)
+    return ProbeResult(model=lm.name, dataset="defection", method="diff_means", layer=layer, test="attack_success",
+                       auroc=iv.value, ci_low=None if np.isnan(iv.low) else iv.low,
+                       ci_high=None if np.isnan(iv.high) else iv.high, n=len(outcomes), meta=meta)
+
+
+__all__ = ["Reader", "Result", "answer_control", "default_layers", "defection_monitor", "defection_probe", "evaluate", "monitor",
            "prompt_scores", "recall_at_fp", "run", "score_examples"]

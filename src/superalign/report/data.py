@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from superalign.records import (AttackAttempt, AuditFinding, Evaluation, Judgement, Metric, OptimizationPoint,
-                                Preference, RecordFileError, W2SScore, W2SSeed, iter_jsonl)
+                                Preference, ProbeResult, RecordFileError, UnitExplanation, W2SScore, W2SSeed,
+                                iter_jsonl)
 
 
 @dataclass
@@ -29,6 +30,8 @@ class StageData:
     w2s_seeds: list[W2SSeed] = field(default_factory=list)
     attempts: list[AttackAttempt] = field(default_factory=list)
     findings: list[AuditFinding] = field(default_factory=list)
+    probe_results: list[ProbeResult] = field(default_factory=list)
+    units: list[UnitExplanation] = field(default_factory=list)
 
 
 @dataclass
@@ -46,7 +49,8 @@ class RunData:
 
 # record class -> StageData list it goes to (records of a stage's file belong to that stage)
 _LISTS = {Preference: "preferences", Judgement: "judgements", OptimizationPoint: "points", W2SScore: "w2s_scores",
-          W2SSeed: "w2s_seeds", AttackAttempt: "attempts", AuditFinding: "findings"}
+          W2SSeed: "w2s_seeds", AttackAttempt: "attempts", AuditFinding: "findings", ProbeResult: "probe_results",
+          UnitExplanation: "units"}
 
 
 def _read_records(path: Path, warnings: list[str]) -> list:

@@ -24,7 +24,7 @@ from markupsafe import Markup
 
 from superalign import __version__
 from superalign.records import (AttackAttempt, AuditFinding, Evaluation, Judgement, Metric, OptimizationPoint,
-                                Preference, W2SScore)
+                                Preference, ProbeResult, UnitExplanation, W2SScore)
 from superalign.report import plots
 from superalign.report.data import RunData, StageData, load_run
 from superalign.report.glossary import describe
@@ -458,6 +458,87 @@ def patch_view(attempts: list[AttackAttempt], patch: dict | None) -> dict | None
             "still": still[:EXAMPLES_PER_GROUP], "new": new[:EXAMPLES_PER_GROUP]}
 
 
+# --- validate: probes and interpretability -------------------------------------------------------------------
+
+PROBE_TESTS = ("in_distribution", "held_out_topic", "negation")
+
+
+def _auroc_cell(r: ProbeResult | None) -> str:
+    if r is None:
+        return "—"
+    if r.auroc != r.auroc:  # NaN: no AUROC (one class)
+        return "—"
+    return fmt_value(r.auroc, r.ci_low, r.ci_high)
+
+
+def highlight(tokens: list[str], values: list[float], top: float | None = None) -> list[tuple[str, float]]:
+    """(token, opacity in [0, 1]) per token: the value over the largest (``top``, else the row's)."""
+    top = top if top else max([v for v in values if v > 0], default=0.0)
+    return [(t, round(min(1.0, max(0.0, v / top)), 2) if top > 0 else 0.0) for t, v in zip(tokens, values)]
+
+
+def probes_view(results: list[ProbeResult]) -> dict | None:
+    """The truth-probe table (method × layer, AUROC per test), the best layer's calibration and recall at 1% FP,
+    the deception probe, the monitor of the model's own answers (per-token lie scores) and the defection probe."""
+    sweep = [r for r in results if r.dataset == "truth" and r.test in PROBE_TESTS]
+    if not results:
+        return None
+    cell = {(r.method, r.layer, r.test): r for r in sweep}
+    methods = list(dict.fromkeys(r.method for r in sweep))
+    layers = sorted({r.layer for r in sweep})
+    rows = [{"method": m, "layer": layer, "cells": [_auroc_cell(cell.get((m, layer, t))) for t in PROBE_TESTS]}
+            for m in methods for layer in layers]
+    best = {}
+    for t in PROBE_TESTS:
+        scored = [r for r in sweep if r.test == t and r.auroc == r.auroc]
+        if scored:
+            top = max(scored, key=lambda r: r.auroc)
+            best[t] = {"method": top.method, "layer": top.layer, "auroc": _auroc_cell(top)}
+    monitor = next((r for r in results if r.test == "monitor"), None)
+    others = [r for r in results if r.dataset != "truth" or r.test not in PROBE_TESTS]
+    chosen = monitor.layer if monitor else (layers[-1] if layers else None)
+    calibration = [{"method": r.method, "test": r.test, "accuracy": fmt(r.accuracy), "ece": fmt(r.ece),
+                    "recall": fmt(r.recall_at_1fp)} for r in sweep if r.layer == chosen]
+    extra = [{"what": {"deception": "deception probe (honest vs deceptive instructions)",
+                       "defection": "defection probe (generic yes/no pairs) against the campaign's violations",
+                       "truth": "truth probe as a monitor of the model's own fact answers"}.get(r.dataset, r.dataset),
+              "test": r.test, "method": r.method, "layer": r.layer, "auroc": _auroc_cell(r), "n": r.n,
+              "recall": fmt(r.recall_at_1fp), "why": r.meta.get("why", "")} for r in others]
+    examples = []
+    for ex in (monitor.meta.get("examples", []) if monitor else []):
+        examples.append({"question": ex["question"], "right": ex["right"],
+                         "tokens": highlight(ex["tokens"], ex["lie"], 1.0)})
+    return {"tests": PROBE_TESTS, "rows": rows, "best": best, "layers": layers, "chosen": chosen,
+            "calibration": calibration, "extra": extra, "examples": examples,
+            "monitor": {"wrong": monitor.meta.get("wrong"), "answers": monitor.meta.get("answers")} if monitor else None}
+
+
+def interp_view(metrics: list[Metric], units: list[UnitExplanation]) -> dict | None:
+    """The SAE's quality figures, the mean scores against the random baseline, and every unit ranked by its
+    simulation score with its explanation and top windows highlighted."""
+    by = {m.name: m for m in metrics}
+    sae = {k.removeprefix("sae."): fmt(m.value) for k, m in by.items() if k.startswith("sae.")}
+    if not units and not sae:
+        return None
+    sae_meta = next((m.meta for k, m in by.items() if k.startswith("sae.")), {})
+    summary = []
+    for family in dict.fromkeys(u.family for u in units):
+        for kind in ("simulation", "detection", "fuzzing"):
+            real, rand = by.get(f"interp.{family}.{kind}"), by.get(f"interp.{family}.{kind}.random")
+            diff = by.get(f"interp.{family}.{kind}.over_random")
+            if real is None:
+                continue
+            summary.append({"family": family, "score": kind, "value": fmt_value(real.value, real.ci_low, real.ci_high),
+                            "random": fmt_value(rand.value, rand.ci_low, rand.ci_high) if rand else "—",
+                            "diff": fmt_value(diff.value, diff.ci_low, diff.ci_high) if diff else "—",
+                            "n": real.n})
+    ranked = sorted(units, key=lambda u: -u.scores.get("simulation", 0.0))
+    rows = [{"u": u, "scores": {k: fmt(v) for k, v in u.scores.items()},
+             "random": {k: fmt(v) for k, v in u.random.items()},
+             "examples": [highlight(e["tokens"], e["acts"]) for e in u.examples]} for u in ranked]
+    return {"sae": sae, "sae_meta": sae_meta, "summary": summary, "rows": rows}
+
+
 # --- stress: the audit game ----------------------------------------------------------------------------------
 
 
@@ -518,6 +599,7 @@ def stage_view(st: StageData) -> dict[str, Any]:
         "n_preferences": len(st.preferences), "judgements": judgement_rows(st.judgements),
         "generalize": generalize_view(st.w2s_scores),
         "redteam": redteam_view(st.attempts, st.info), "audit": audit_view(st.findings, st.metrics),
+        "probes": probes_view(st.probe_results), "interp": interp_view(st.metrics, st.units),
         "results_json": truncate(json.dumps(results, indent=2, sort_keys=True, default=str), 20000) if results else None,
     }
 

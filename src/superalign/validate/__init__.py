@@ -8,9 +8,15 @@ compliant one chosen), the target is patched with them, and every prompt of the 
 patched model. What the patch fixed and broke is measured on the cases it trained on, whether it generalises
 on the held-out half (paired over cases), and what it cost on ordinary instruction prompts (gold, paired).
 
+From the inside, on the same target before the patch: truth probes swept over layers and methods
+(:mod:`superalign.probes`: in distribution, on held-out topics and on negations, with intervals), a deception
+probe, the truth probe as a monitor of the target's own answers, and the defection probe against the
+campaign's outcomes (does it flag, before the reply, the prompts the target will answer with a violation?);
+then a sparse autoencoder on one layer and explained neurons and SAE latents, scored against a random
+baseline (:mod:`superalign.autointerp`).
+
 Records: every attempt (``AttackAttempt``: the campaign's, then the replay's on the patched model, campaign
-``<name>-patched``) and the gold evaluations of the cost check. Probes and interpretability join this
-stage with the internals issue.
+``<name>-patched``), the gold evaluations of the cost check, every ``ProbeResult`` and ``UnitExplanation``.
 
 This package is the stage around the red-team technique; it borrows the train stage's DPO trainer for the
 patch, as the researcher drives stages (the techniques themselves never import each other).
@@ -22,8 +28,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from superalign import autointerp, probes
+from superalign.autointerp import Config as InterpConfig
 from superalign.context import RunContext
-from superalign.records import AttackAttempt, Evaluation, Metric
+from superalign.probes import Config as ProbesConfig
+from superalign.records import AttackAttempt, Evaluation, Metric, ProbeResult, UnitExplanation
 from superalign.stages import Inputs
 
 STAGE = "validate"
@@ -33,7 +42,10 @@ ORGANISM = "organism:"  # target prefix: a cached model organism
 # smoke: a tiny random model in seconds; quick: the embedded model on 2 cores (about 5 minutes, docs/validate.md).
 PROFILES: dict[str, dict] = {
     "smoke": {"n_cases": 6, "max_new_tokens": 12, "attacks": ["direct", "roleplay", "prefix_injection", "many_shot"],
-              "patch": {"epochs": 1, "n_check": 4, "check_max_new_tokens": 12}},
+              "patch": {"epochs": 1, "n_check": 4, "check_max_new_tokens": 12},
+              "probes": {"n_train": 24, "n_control": 4, "n_monitor": 4, "n_deception": 6, "max_new_tokens": 8},
+              "interp": {"n_sae_windows": 100, "n_eval_windows": 20, "n_interp_windows": 40, "n_units": 3,
+                         "epochs": 2, "k": 8}},
     "quick": {},
     "full": {"n_cases": 80, "max_new_tokens": 128, "patch": {"n_check": 96, "check_max_new_tokens": 192}},
 }
@@ -71,6 +83,8 @@ class Config(BaseModel):
     budget: int = Field(4, ge=1, description="queries per case of an adaptive attack")
     gcg_steps: int = Field(12, ge=1, description="GCG optimisation steps per case (attack gcg)")
     patch: Patch = Field(default_factory=Patch)
+    probes: ProbesConfig = Field(default_factory=ProbesConfig)
+    interp: InterpConfig = Field(default_factory=InterpConfig)
 
     @model_validator(mode="after")
     def _check(self) -> "Config":
@@ -100,11 +114,13 @@ class Result(BaseModel):
     metrics: list[Metric]
     attempts: list[AttackAttempt]
     evaluations: list[Evaluation] = Field(default_factory=list)
+    probe_results: list[ProbeResult] = Field(default_factory=list)
+    units: list[UnitExplanation] = Field(default_factory=list)
     details: dict = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
 
     def records(self) -> list:
-        return [*self.attempts, *self.evaluations]
+        return [*self.attempts, *self.evaluations, *self.probe_results, *self.units]
 
     def summary(self) -> dict:
         return {"model": self.model, "target": self.target, **self.details, "notes": self.notes,
@@ -184,6 +200,9 @@ def run(config: Config, ctx: RunContext | None = None) -> Result:
     summary = {"asr": found.asr, "by_rule": found.by_rule, "queries_to_success": found.queries_to_success,
                "diversity": found.diversity, "errors": found.errors}
     attempts, evaluations, notes = list(found.attempts), [], []
+    inside = _inside(config, lm, found.attempts, ctx)  # before the patch, which wraps the target's weights
+    metrics += inside["metrics"]
+    summary.update(inside["summary"])
     if config.patch.enabled:
         patched = _patch(config, campaign, lm, found.attempts, ctx)
         attempts += patched["attempts"]
@@ -192,7 +211,30 @@ def run(config: Config, ctx: RunContext | None = None) -> Result:
         notes += patched["notes"]
         summary["patch"] = patched["summary"]
     return Result(model=config.model, target=lm.name, metrics=metrics, attempts=attempts, evaluations=evaluations,
-                  details=summary, notes=notes)
+                  probe_results=inside["probes"], units=inside["units"], details=summary, notes=notes)
+
+
+def _inside(config: Config, lm, attempts: list[AttackAttempt], ctx: RunContext) -> dict:
+    """Probes (with the defection probe against the campaign's outcomes) and the SAE and explained units."""
+    import time
+
+    out: dict = {"metrics": [], "summary": {}, "probes": [], "units": []}
+    if config.probes.enabled:
+        start = time.perf_counter()
+        cache = ctx.work_dir / "activations" if ctx.work_dir is not None else None
+        found = probes.run(config.probes, lm, cache_dir=cache, progress=ctx.progress, log=ctx.log)
+        judged = [a for a in attempts if a.success is not None]
+        defection = probes.defection_monitor(lm, found.best_layer, [a.prompt for a in judged],
+                                             [bool(a.success) for a in judged], config.batch_size)
+        out["probes"] = [*found.results, defection]
+        out["summary"]["probes"] = {"best_layer": found.best_layer, "seconds": time.perf_counter() - start}
+    if config.interp.enabled:
+        start = time.perf_counter()
+        study = autointerp.run(config.interp, lm, stage=STAGE, progress=ctx.progress, log=ctx.log)
+        out["metrics"], out["units"] = study.metrics, study.units
+        out["summary"]["interp"] = {"layer": study.layer, "sae_history": study.history,
+                                    "seconds": time.perf_counter() - start}
+    return out
 
 
 def _any_attack(found, model: str) -> list[Metric]:
