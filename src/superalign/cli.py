@@ -351,13 +351,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_world)
 
     from superalign.audit.cli import register as register_audit
+    from superalign.autointerp.cli import register as register_interp
     from superalign.organisms.cli import register as register_organisms  # light: torch loads in its commands
+    from superalign.probes.cli import register as register_probes
     from superalign.redteam.cli import register as register_redteam
     from superalign.studio.cli import register as register_studio  # light: web imports happen in its commands
 
     register_organisms(sub)
     register_redteam(sub)
     register_audit(sub)
+    register_probes(sub)
+    register_interp(sub)
     register_studio(sub)
     return parser
 
@@ -370,7 +374,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [UserError, ConfigError, RecordFileError]
     lazy = {"superalign.models.sources": ("ModelNotPulled", "PullError"), "superalign.studio": ("StudioError",),
             "superalign.organisms": ("OrganismError",), "superalign.redteam": ("RedTeamError",),
-            "superalign.audit": ("AuditError",),
+            "superalign.audit": ("AuditError",), "superalign.probes": ("ProbeError",),
+            "superalign.autointerp": ("InterpError",),
             "superalign.stages": ("InputMissing",), "superalign.world.vault": ("TaskDataError",),
             "superalign.rlhf.feedback": ("FeedbackDataError",), "superalign.rlhf.reward_model": ("TokenizerMismatch",)}
     for module, names in lazy.items():

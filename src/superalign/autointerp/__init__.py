@@ -20,6 +20,10 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class InterpError(ValueError):
+    """Bad interpretability input (a layer the model lacks, a corpus too small): one line, before any work."""
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -55,4 +59,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'superalign.autointerp' has no attribute {name!r}")
 
 
-__all__ = ["Config", *_LAZY]
+__all__ = ["Config", "InterpError", *_LAZY]

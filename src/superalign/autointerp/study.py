@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from superalign.autointerp import Config
+from superalign.autointerp import Config, InterpError
 from superalign.autointerp.explain import OfflineExplainer, UnitData, score
 from superalign.autointerp.sae import (
     SAE,
@@ -132,13 +132,13 @@ def run(config: Config, lm, *, stage: str = "validate", explainer=None, progress
     deep = n_layers(lm)
     layer = deep // 2 if config.layer is None else config.layer
     if not 0 <= layer < deep:
-        raise ValueError(f"interp.layer {layer}: this model has layers 0..{deep - 1}")
+        raise InterpError(f"interp.layer {layer}: this model has layers 0..{deep - 1}")
     rows = windows(lm, corpus(config.world_seed, config.seed), config.window)
     n_sae, n_eval = config.n_sae_windows, config.n_eval_windows
     sae_rows, eval_rows = rows[:n_sae], rows[n_sae:n_sae + n_eval]
     interp_rows = rows[n_sae + n_eval:n_sae + n_eval + config.n_interp_windows]
     if len(interp_rows) < 8 or len(eval_rows) < 4:
-        raise ValueError(f"the corpus has {len(rows)} windows: too few for {n_sae} SAE windows plus "
+        raise InterpError(f"the corpus has {len(rows)} windows: too few for {n_sae} SAE windows plus "
                          f"{n_eval} held out and 8 to explain; lower interp.n_sae_windows")
     name = resid_post(layer)
     log(f"interp: SAE on {name} from {len(sae_rows)} windows")

@@ -21,6 +21,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+class ProbeError(ValueError):
+    """Bad probe input (a layer the model lacks, an unknown topic or method): one line, before any work."""
+
+
 METHODS = ("logistic", "diff_means", "diff_means_cov", "ccs", "pca")
 TESTS = ("in_distribution", "held_out_topic", "negation")
 
@@ -47,7 +51,7 @@ class Config(BaseModel):
     def _known(cls, methods: list[str]) -> list[str]:
         unknown = [m for m in methods if m not in METHODS]
         if unknown:
-            raise ValueError(f"unknown probe method {unknown[0]!r}: one of {', '.join(METHODS)}")
+            raise ProbeError(f"unknown probe method {unknown[0]!r}: one of {', '.join(METHODS)}")
         return methods
 
 
@@ -64,4 +68,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'superalign.probes' has no attribute {name!r}")
 
 
-__all__ = ["Config", "METHODS", "TESTS", *_LAZY]
+__all__ = ["Config", "METHODS", "ProbeError", "TESTS", *_LAZY]

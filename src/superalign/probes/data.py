@@ -67,7 +67,9 @@ def truth_sets(world, heldout_topics: list[str], n_train: int | None = None) -> 
     topics = {s.topic for s in world.statements(None, "train")}
     unknown = sorted(set(heldout_topics) - topics)
     if unknown:
-        raise ValueError(f"held-out topics {', '.join(unknown)} are not topics of the world "
+        from superalign.probes import ProbeError
+
+        raise ProbeError(f"held-out topics {', '.join(unknown)} are not topics of the world "
                          f"(it has {', '.join(sorted(topics))})")
     held = set(heldout_topics)
     train = _statements(world, "train", lambda s: not s.negated and s.topic not in held)

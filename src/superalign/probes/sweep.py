@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from superalign.probes import TESTS, Config
+from superalign.probes import TESTS, Config, ProbeError
 from superalign.probes.data import (
     Examples,
     chat_text,
@@ -129,7 +129,7 @@ def run(config: Config, lm, *, cache_dir=None, progress=None, log: Callable[[str
     layers = config.layers or default_layers(n_layers(lm))
     deep = n_layers(lm)
     if any(not 0 <= layer < deep for layer in layers):
-        raise ValueError(f"probes.layers {layers}: this model has layers 0..{deep - 1}")
+        raise ProbeError(f"probes.layers {layers}: this model has layers 0..{deep - 1}")
     deception = deception_sets(world, lm.tokenizer, config.n_deception)
     control_texts = answer_control(lm, config)
     texts = [t for ex in [*sets.values(), *deception.values()] for t in ex.texts] + control_texts

@@ -193,6 +193,7 @@ def run(config: Config, ctx: RunContext | None = None) -> Result:
     ctx = ctx or RunContext()
     campaign = config.campaign()
     lm = load_target(config, ctx)
+    _check_inside(config, lm)  # a layer the target lacks stops here, not after the campaign
     target = redteam.LocalTarget(lm, max_new_tokens=config.max_new_tokens, batch_size=config.batch_size)
     ctx.log(f"validate: red-teaming {lm.name} with {', '.join(config.attacks)} on {config.n_cases} cases")
     found = redteam.campaign(campaign, target, out_dir=ctx.work_dir, progress=ctx.progress, log=ctx.log)
@@ -212,6 +213,18 @@ def run(config: Config, ctx: RunContext | None = None) -> Result:
         summary["patch"] = patched["summary"]
     return Result(model=config.model, target=lm.name, metrics=metrics, attempts=attempts, evaluations=evaluations,
                   probe_results=inside["probes"], units=inside["units"], details=summary, notes=notes)
+
+
+def _check_inside(config: Config, lm) -> None:
+    from superalign.autointerp import InterpError
+    from superalign.models.activations import n_layers
+    from superalign.probes import ProbeError
+
+    deep = n_layers(lm)
+    if config.probes.enabled and any(not 0 <= layer < deep for layer in config.probes.layers or []):
+        raise ProbeError(f"validate.probes.layers {config.probes.layers}: {lm.name} has layers 0..{deep - 1}")
+    if config.interp.enabled and config.interp.layer is not None and not 0 <= config.interp.layer < deep:
+        raise InterpError(f"validate.interp.layer {config.interp.layer}: {lm.name} has layers 0..{deep - 1}")
 
 
 def _inside(config: Config, lm, attempts: list[AttackAttempt], ctx: RunContext) -> dict:
