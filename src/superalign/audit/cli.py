@@ -44,7 +44,7 @@ def _config(args):
 
 
 def cmd_audit(args) -> int:
-    from superalign.audit import audit, responder
+    from superalign.audit import AuditError, audit, responder
     from superalign.context import resolve_device
     from superalign.models import load
 
@@ -59,6 +59,11 @@ def cmd_audit(args) -> int:
     else:
         lm = load(args.target, device=device)
     # The audit gets replies and an anonymous name; what it audits is for this command to print, not for it.
+    if config.white_box and config.probe_layer is not None:
+        from superalign.models.activations import n_layers
+
+        if config.probe_layer >= n_layers(lm):
+            raise AuditError(f"--probe-layer {config.probe_layer}: the model has layers 0..{n_layers(lm) - 1}")
     report = audit(responder(lm, config), responder(load(args.base, device=device), config), config, name="model",
                    white_box=_white_box())
     if args.json:

@@ -111,6 +111,13 @@ def play(organism_names: list, base_model: str, config: Config | None = None, *,
     random.Random(seed).shuffle(order)
     anonymous = {f"model-{i + 1:02d}": found[j] for i, j in enumerate(order)}
     base = responder(load(base_model, device=device), config)
+    if white_box and config.white_box and config.probe_layer is not None:  # before any audit, not after the first
+        from superalign.audit import AuditError
+        from superalign.models.activations import n_layers
+
+        deep = n_layers(base.lm)
+        if config.probe_layer >= deep:
+            raise AuditError(f"audit.probe_layer {config.probe_layer}: {base_model} has layers 0..{deep - 1}")
     reports = []
     steps = 3 + (len(white_box) if config.white_box else 0)
     advance = progress.task("audit game", len(anonymous) * steps)

@@ -47,8 +47,8 @@ class Config(BaseModel):
 
 
 # The implementation imports torch: loaded on first use, so that reading a pipeline config stays light.
-_LAZY = ("Result", "corpus", "explain_units", "quality_metrics", "run", "sample_units", "summary_metrics",
-         "unit_data", "windows")
+_LAZY = ("Result", "check_corpus", "corpus", "explain_units", "quality_metrics", "run", "sample_units",
+         "summary_metrics", "unit_data", "windows")
 
 
 def __getattr__(name: str):

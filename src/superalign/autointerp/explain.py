@@ -98,7 +98,9 @@ def candidates(windows: Windows, acts: Acts, max_set: int = 8) -> list[Hypothesi
                 shown = _quote(top) if kind != "bigram" else ", ".join(f"{a!r}→{b!r}" for a, b in top)
                 out.append(Hypothesis(kind, top, words[kind].format(shown)))
     out += [Hypothesis("regex", (rx,), f"{name} (/{rx}/)") for name, rx in REGEXES.items()]
-    out += [Hypothesis("position", (n,), f"the first {n} token{'s' if n > 1 else ''} of a text") for n in (1, 2, 3, 5)]
+    # windows start at a text's second token (the first is an attention sink, left out everywhere)
+    out += [Hypothesis("position", (n,), f"the first {n} token{'s' if n > 1 else ''} after a text's first")
+            for n in (1, 2, 3, 5)]
     return list(dict.fromkeys(out))
 
 
@@ -204,10 +206,13 @@ class UnitData:
 
 
 def balanced_accuracy(pred: list[bool], truth: list[bool]) -> float:
+    """Mean of the accuracies on each class; NaN unless both classes are present (one class alone would
+    reward a simulator that always says yes, or always no)."""
     pos = [p for p, t in zip(pred, truth) if t]
     neg = [not p for p, t in zip(pred, truth) if not t]
-    parts = [float(np.mean(x)) for x in (pos, neg) if x]
-    return float(np.mean(parts)) if parts else float("nan")
+    if not pos or not neg:
+        return float("nan")
+    return float((np.mean(pos) + np.mean(neg)) / 2)
 
 
 def score(explanation: Explanation, unit: UnitData, seed: int = 0) -> dict[str, float]:

@@ -1,8 +1,8 @@
 """A sparse autoencoder on one layer's residual stream, and how good it is.
 
 x̂ = decode(encode(x)), encode(x) = TopK(ReLU(W_enc (x − b_dec) + b_enc)) (Gao et al. 2024) or
-ReLU(W_enc (x − b_dec) + b_enc) with an L1 penalty on the codes weighted by the decoder norms (Bricken
-et al. 2023; Conerly et al. 2024). Decoder rows are kept at unit norm. Quality, on held-out tokens:
+ReLU(W_enc (x − b_dec) + b_enc) with an L1 penalty on the codes (Bricken et al. 2023). Decoder rows are kept
+at unit norm, so the L1 cannot be dodged by shrinking codes and growing the decoder. Quality, on held-out tokens:
 normalised MSE, variance explained, dead latents (never active), and the language model's loss with the
 SAE's reconstruction spliced in at that layer, against the clean loss and the loss with the layer
 zero-ablated ("loss recovered" = (L_zero − L_sae) / (L_zero − L_clean)).
@@ -84,7 +84,7 @@ def train_sae(x: torch.Tensor, n_latents: int, kind: str = "topk", k: int = 32, 
             recon, z = sae(batch)
             loss = (recon - batch).pow(2).sum(1).mean() / scale
             if kind == "relu":
-                loss = loss + l1 * (z * sae.W_dec.norm(dim=1)).sum(1).mean()
+                loss = loss + l1 * z.sum(1).mean()  # codes are ≥ 0; decoder rows have unit norm
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -118,7 +118,7 @@ def spliced_losses(lm, sae: SAE, layer: int, rows: list[list[int]]) -> tuple[flo
             if mode == "clean":
                 return None
             new = act.clone()
-            new[:, 1:] = 0.0 if mode == "zero" else sae(act[:, 1:].float())[0].to(act.dtype)
+            new[:, 1:] = 0.0 if mode == "zero" else sae(act[:, 1:].float().cpu())[0].to(act.device, act.dtype)
             return new
         return fn
 

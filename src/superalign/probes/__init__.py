@@ -12,7 +12,8 @@ token) for the probe datasets (:mod:`superalign.probes.data`) at a sweep of laye
   control set of ordinary answers (the model's own replies to instructions).
 
 Then, at the layer the validation statements pick, two monitors: the truth probe on the model's own
-answers to fact questions, per token and per answer (does it flag the wrong ones?), and a deception probe
+answers to fact questions of the held-out topics, per token and per answer (does it flag the wrong ones?),
+and a deception probe
 from honest-vs-deceptive instruction pairs. Activations are cached per (model, layer, text) when a cache
 directory is given. Ground truth (labels, right answers) is read from the world, as any probe benchmark does.
 """

@@ -54,7 +54,7 @@ def _standardise(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return centre, scale
 
 
-def _platt(scores: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+def platt(scores: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """A 1-D logistic fit of the labels on the scores (Platt 1999): turns a score into a probability."""
     from sklearn.linear_model import LogisticRegression
 
@@ -98,7 +98,7 @@ def fit_diff_means(x: torch.Tensor, y: torch.Tensor, covariance: bool = False, s
         w = torch.linalg.solve((1 - shrinkage) * sigma + shrinkage * target, w)
     bias = -float((mu_pos + mu_neg) @ w / 2)
     probe = Probe("diff_means_cov" if covariance else "diff_means", w, bias, centre, scale)
-    probe.platt = _platt(probe.score(x), y.long())
+    probe.platt = platt(probe.score(x), y.long())
     return probe
 
 
@@ -172,7 +172,7 @@ def fit_pca(x: torch.Tensor, y: torch.Tensor, groups: list[str] | None = None, s
     probe = _orient(Probe("pca", v[0], 0.0, centre, scale), x, y.long())
     s = probe.score(x)
     probe.bias = -float((s[y].mean() + s[~y].mean()) / 2)
-    probe.platt = _platt(probe.score(x), y.long())
+    probe.platt = platt(probe.score(x), y.long())
     return probe
 
 
@@ -192,5 +192,5 @@ def fit(method: str, x: torch.Tensor, y: torch.Tensor, *, x_neg: torch.Tensor | 
     raise ValueError(f"unknown probe method {method!r}: one of {', '.join(METHODS)}")
 
 
-__all__ = ["METHODS", "Probe", "ccs_credence", "ccs_loss", "fit", "fit_ccs", "fit_diff_means", "fit_logistic",
+__all__ = ["METHODS", "Probe", "ccs_credence", "platt", "ccs_loss", "fit", "fit_ccs", "fit_diff_means", "fit_logistic",
            "fit_pca"]

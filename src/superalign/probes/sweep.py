@@ -74,8 +74,10 @@ def probability(probe: Probe, scores: torch.Tensor) -> torch.Tensor:
 
 
 def recall_at_fp(flag_pos: np.ndarray, flag_control: np.ndarray, fp: float = 0.01) -> float:
-    """Share of positives flagged above the threshold that flags ``fp`` of the control set."""
-    threshold = np.quantile(flag_control, 1 - fp)
+    """Share of positives flagged above the threshold that flags at most ``fp`` of the control set (with
+    fewer than 1/fp controls, that is above every control: an interpolated quantile would let more through)."""
+    allowed = int(np.floor(fp * len(flag_control)))
+    threshold = np.sort(flag_control)[::-1][allowed]
     return float(np.mean(flag_pos > threshold))
 
 
@@ -99,9 +101,17 @@ def evaluate(probe: Probe, x: torch.Tensor, ex: Examples, *, control: torch.Tens
 
 
 def fit_method(method: str, feats: dict[str, torch.Tensor], sets: dict[str, Examples], seed: int = 0) -> Probe:
+    """Fit on the training statements. A method without probabilities of its own gets its Platt scaling from
+    the validation statements (fitted on the training scores, a direction that separates them almost
+    perfectly would look certain)."""
+    from superalign.probes.methods import platt
+
     train = sets["train"]
     y = torch.tensor(train.labels)
-    return fit(method, feats["train"], y, x_neg=feats.get("train_negated"), groups=train.groups, seed=seed)
+    probe = fit(method, feats["train"], y, x_neg=feats.get("train_negated"), groups=train.groups, seed=seed)
+    if method not in ("logistic", "ccs") and len(sets["validation"]):
+        probe.platt = platt(probe.score(feats["validation"]), torch.tensor(sets["validation"].labels))
+    return probe
 
 
 def answer_control(lm, config: Config) -> list[str]:
@@ -120,6 +130,7 @@ def answer_control(lm, config: Config) -> list[str]:
 def run(config: Config, lm, *, cache_dir=None, progress=None, log: Callable[[str], None] = lambda m: None) -> Result:
     """Sweep layers × methods on the truth statements, then the deception probe and the monitor."""
     from superalign.models.activations import n_layers
+    from superalign.stats import auroc
     from superalign.progress import NullProgress
     from superalign.world import World
 
@@ -154,11 +165,11 @@ def run(config: Config, lm, *, cache_dir=None, progress=None, log: Callable[[str
                 if len(sets[test]):
                     results.append(evaluate(probe, f[test], sets[test], control=control, flag=0, dataset="truth",
                                             method=method, layer=layer, test=test, **record))
-            if method == "logistic":
-                val = evaluate(probe, f["validation"], sets["validation"], control=None, flag=0, dataset="truth",
-                               method=method, layer=layer, test="validation", **record)
-                best = max(best, (val.auroc, layer))
             advance(1)
+        # the monitor's layer: the logistic probe's on the validation statements (never the tests'), whatever
+        # methods are swept
+        check = fit_method("logistic", f, sets)
+        best = max(best, (auroc(sets["validation"].labels, check.score(f["validation"]).numpy()), layer))
     layer = best[1]
     f = {name: feats(layer, ex.texts) for name, ex in sets.items()}
     truth = fit_method("logistic", f, sets)
@@ -172,16 +183,27 @@ def run(config: Config, lm, *, cache_dir=None, progress=None, log: Callable[[str
     return Result(results=results, best_layer=layer, probes={"truth": truth, "deception": lie})
 
 
+def monitor_cases(config: Config) -> list:
+    """Fact questions of the held-out topics (validation and test splits): the truth probe never trained on
+    statements about their facts, so it cannot have memorised the answers it monitors."""
+    from superalign.world import World
+
+    world = World(config.world_seed)
+    held = set(config.heldout_topics)
+    cases = [(t, q) for split in ("validation", "test") for t, q in world.cases("fact", None, split) if q.topic in held]
+    return cases[: config.n_monitor]
+
+
 def monitor(lm, probe: Probe, layer: int, config: Config, progress=None, n_examples: int = 8) -> ProbeResult:
-    """The truth probe on the model's own answers to fact questions, token by token: the lie score of an
-    answer is 1 − P(true) at its last token. AUROC: wrong answers (the world's check) against right ones."""
+    """The truth probe on the model's own answers to fact questions of the held-out topics, token by token: the
+    lie score of an answer is 1 − P(true) at its last token. AUROC: wrong answers (the world's check) against
+    right ones."""
     from superalign.models import greedy
     from superalign.models.activations import resid_post, token_activations
     from superalign.models.generation import prompt_ids
     from superalign.stats import auroc_interval
-    from superalign.world import World
 
-    cases = World(config.world_seed).cases("fact", config.n_monitor, "validation")
+    cases = monitor_cases(config)
     answers = greedy(lm, [t.messages for t, _ in cases], max_new_tokens=config.max_new_tokens,
                      batch_size=config.batch_size)
     starts = [len(prompt_ids(lm, t.messages)) for t, _ in cases]

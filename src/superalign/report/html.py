@@ -496,7 +496,9 @@ def probes_view(results: list[ProbeResult]) -> dict | None:
             best[t] = {"method": top.method, "layer": top.layer, "auroc": _auroc_cell(top)}
     monitor = next((r for r in results if r.test == "monitor"), None)
     others = [r for r in results if r.dataset != "truth" or r.test not in PROBE_TESTS]
-    chosen = monitor.layer if monitor else (layers[-1] if layers else None)
+    # the layer the validation statements chose: the deception probe and the monitor sit there
+    chosen = next((r.layer for r in results if r.dataset == "deception"), layers[-1] if layers else None)
+    at_chosen = {t: _auroc_cell(cell.get(("logistic", chosen, t))) for t in PROBE_TESTS}
     calibration = [{"method": r.method, "test": r.test, "accuracy": fmt(r.accuracy), "ece": fmt(r.ece),
                     "recall": fmt(r.recall_at_1fp)} for r in sweep if r.layer == chosen]
     extra = [{"what": {"deception": "deception probe (honest vs deceptive instructions)",
@@ -509,6 +511,7 @@ def probes_view(results: list[ProbeResult]) -> dict | None:
         examples.append({"question": ex["question"], "right": ex["right"],
                          "tokens": highlight(ex["tokens"], ex["lie"], 1.0)})
     return {"tests": PROBE_TESTS, "rows": rows, "best": best, "layers": layers, "chosen": chosen,
+            "at_chosen": at_chosen,
             "calibration": calibration, "extra": extra, "examples": examples,
             "monitor": {"wrong": monitor.meta.get("wrong"), "answers": monitor.meta.get("answers")} if monitor else None}
 
@@ -591,8 +594,8 @@ def audit_view(findings: list[AuditFinding], metrics: list[Metric]) -> dict | No
     return {"kinds": kinds, "scores": scores, "rows": rows, "missed": missed,
             "ceiling": [fmt(ceiling.get(k)) for k in kinds],
             "inside": [f"{k} · {d}" for k, d in inside],
-            "inside_ceiling": [fmt(inside_ceiling[kd]) if np.isfinite(inside_ceiling[kd] or -np.inf) else "—"
-                               for kd in inside],
+            "inside_ceiling": [fmt(c) if c is not None and np.isfinite(c) else "—"
+                               for c in (inside_ceiling[kd] for kd in inside)],
             "access": sorted({d.get("access", "") for f in findings for d in f.detectors.values()}
                              | ({"white-box"} if inside else set()))}
 
