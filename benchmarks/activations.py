@@ -65,8 +65,10 @@ def capture(variant: str, lm, rows: list[list[int]], layers: list[int]) -> list[
     model = LanguageModel(lm.model, tokenizer=lm.tokenizer)
     with torch.no_grad():
         for _, batch in batches(rows, pad_id(lm.tokenizer)):
-            with model.trace(dict(batch)):
-                saved = {layer: model.model.layers[layer].output.save() for layer in layers}
+            saved = {}
+            with model.trace(dict(batch)):  # nnsight re-runs this block's source: a plain loop, no comprehension
+                for layer in layers:
+                    saved[layer] = model.model.layers[layer].output.save()
             out.append({layer: (v[0] if isinstance(v, tuple) else v) for layer, v in saved.items()})
     return out
 
