@@ -39,5 +39,5 @@ def test_an_sae_reconstructs_the_embedded_models_residual_stream(smollm):
     rows = autointerp.windows(smollm, autointerp.corpus()[:400], 32)
     acts = token_activations(smollm, rows, ["layers.15.resid_post"])["layers.15.resid_post"]
     x = torch.cat([a[1:] for a in acts])
-    sae, _ = train_sae(x[:-1000], 1152, "topk", k=32, epochs=4)
+    sae, _ = train_sae(x[:-1000], 1152, "topk", k=32, epochs=10)
     assert quality(sae, x[-1000:]).variance_explained > 0.8
