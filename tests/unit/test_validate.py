@@ -96,3 +96,19 @@ def test_the_patch_trains_on_successes_and_replays_every_judged_prompt(tmp_path)
     # it learned: LoRA's B matrices start at zero, and DPO moved them
     lora_b = [p for n, p in lm.model.named_parameters() if "lora_B" in n]
     assert lora_b and any(float(p.detach().abs().max()) > 0 for p in lora_b)
+
+
+def test_probe_headlines_are_the_chosen_layers_logistic_probe_and_the_monitors():
+    from superalign.records import ProbeResult
+    from superalign.validate import probe_headlines
+
+    def probe(method, layer, test, dataset="truth", auroc=0.8):
+        return ProbeResult(model="m", dataset=dataset, method=method, layer=layer, test=test, auroc=auroc, n=10)
+
+    results = [probe("logistic", 3, "in_distribution"), probe("logistic", 5, "in_distribution"),
+               probe("ccs", 5, "negation"), probe("logistic", 5, "monitor"),
+               probe("logistic", 5, "in_distribution", dataset="deception"),
+               probe("diff_means", 5, "attack_success", dataset="defection", auroc=float("nan"))]
+    names = [(m.name, m.meta["layer"]) for m in probe_headlines(results, 5)]
+    assert names == [("probe.truth.in_distribution.auroc", 5), ("probe.monitor.auroc", 5),
+                     ("probe.deception.in_distribution.auroc", 5)]  # no CCS, no other layer, no NaN

@@ -215,6 +215,22 @@ def run(config: Config, ctx: RunContext | None = None) -> Result:
                   probe_results=inside["probes"], units=inside["units"], details=summary, notes=notes)
 
 
+def probe_headlines(results: list[ProbeResult], layer: int) -> list[Metric]:
+    """The probes' headline numbers as metrics (the run's results table): the logistic truth probe at the
+    chosen layer on each test, and the monitor, deception and defection probes."""
+    import math
+
+    out = []
+    for r in results:
+        at_layer = r.dataset == "truth" and r.method == "logistic" and r.layer == layer
+        if not (at_layer or r.dataset != "truth" or r.test == "monitor") or math.isnan(r.auroc):
+            continue
+        name = f"probe.{r.dataset}.{r.test}.auroc" if r.test != "monitor" else "probe.monitor.auroc"
+        out.append(Metric(stage=STAGE, name=name, value=r.auroc, ci_low=r.ci_low, ci_high=r.ci_high, n=r.n,
+                          model=r.model, meta={"rate": False, "layer": r.layer, "method": r.method}))
+    return out
+
+
 def _check_inside(config: Config, lm) -> None:
     from superalign.autointerp import InterpError
     from superalign.models.activations import n_layers
@@ -247,11 +263,13 @@ def _inside(config: Config, lm, attempts: list[AttackAttempt], ctx: RunContext) 
         defection = probes.defection_monitor(lm, found.best_layer, [a.prompt for a in judged],
                                              [bool(a.success) for a in judged], config.batch_size)
         out["probes"] = [*found.results, defection]
+        out["metrics"] += probe_headlines(out["probes"], found.best_layer)
         out["summary"]["probes"] = {"best_layer": found.best_layer, "seconds": time.perf_counter() - start}
     if config.interp.enabled:
         start = time.perf_counter()
         study = autointerp.run(config.interp, lm, stage=STAGE, progress=ctx.progress, log=ctx.log)
-        out["metrics"], out["units"] = study.metrics, study.units
+        out["metrics"] += study.metrics
+        out["units"] = study.units
         out["summary"]["interp"] = {"layer": study.layer, "sae_history": study.history,
                                     "seconds": time.perf_counter() - start}
     return out
@@ -383,5 +401,5 @@ def patch_metrics(before: list[AttackAttempt], after: list[AttackAttempt], train
     return metrics, summary
 
 
-__all__ = ["Config", "PROFILES", "Patch", "Result", "STAGE", "check", "inputs", "load_target", "patch_metrics", "run",
-           "split_cases"]
+__all__ = ["Config", "PROFILES", "Patch", "Result", "STAGE", "check", "inputs", "load_target", "patch_metrics",
+           "probe_headlines", "run", "split_cases"]
