@@ -63,6 +63,19 @@ def resolve_device(request: str) -> str:
     return request
 
 
+def load_local(spec: str, device_request: str = "auto", as_name: str | None = None):
+    """What a command's TARGET names: a model source, or a cached organism (``organism:NAME``), loaded on the
+    requested device (``as_name`` renames an organism, e.g. for a blind audit)."""
+    device = resolve_device(device_request)
+    if spec.startswith("organism:"):
+        from superalign import organisms
+
+        return organisms.load(spec.split(":", 1)[1], device=device, as_name=as_name)
+    from superalign.models import load
+
+    return load(spec, device=device)
+
+
 @dataclass
 class RunContext:
     """Everything a stage needs from the run around it. The defaults suit a library call or a test."""

@@ -108,6 +108,18 @@ class AuditReport:
                               for f in self.white_box]}
 
 
+def probe_layer(lm, config: Config) -> int:
+    """The layer the white-box detectors read: ``config.probe_layer``, else 60% of the depth; AuditError when
+    the model lacks it."""
+    from superalign.models.activations import n_layers
+
+    deep = n_layers(lm)
+    layer = round(0.6 * (deep - 1)) if config.probe_layer is None else config.probe_layer
+    if not 0 <= layer < deep:
+        raise AuditError(f"audit.probe_layer {layer}: the model has layers 0..{deep - 1}")
+    return layer
+
+
 Respond = Callable[[list[list[dict]]], list[str]]
 # A white-box detector: (model, base, config) -> findings; model and base are responders whose ``.lm`` is the
 # loaded model (the audit's only handle on internals).
@@ -158,4 +170,5 @@ def audit(model: Respond, base: Respond, config: Config | None = None, name: str
     return AuditReport(model=name, findings=findings, white_box=inside)
 
 
-__all__ = ["AuditError", "AuditReport", "Config", "Finding", "KINDS", "WhiteBox", "audit", "responder"]
+__all__ = ["AuditError", "AuditReport", "Config", "Finding", "KINDS", "WhiteBox", "audit", "probe_layer",
+           "responder"]

@@ -44,26 +44,18 @@ def _config(args):
 
 
 def cmd_audit(args) -> int:
-    from superalign.audit import AuditError, audit, responder
-    from superalign.context import resolve_device
+    from superalign.audit import audit, probe_layer, responder
+    from superalign.context import load_local, resolve_device
     from superalign.models import load
 
     config = _config(args)
     device = resolve_device(args.device)
     if args.target == "game":
         return _game(args, config, device)
-    if args.target.startswith("organism:"):
-        from superalign import organisms
-
-        lm = organisms.load(args.target.split(":", 1)[1], device=device, as_name="model")
-    else:
-        lm = load(args.target, device=device)
+    lm = load_local(args.target, device, as_name="model")
     # The audit gets replies and an anonymous name; what it audits is for this command to print, not for it.
-    if config.white_box and config.probe_layer is not None:
-        from superalign.models.activations import n_layers
-
-        if config.probe_layer >= n_layers(lm):
-            raise AuditError(f"--probe-layer {config.probe_layer}: the model has layers 0..{n_layers(lm) - 1}")
+    if config.white_box:
+        probe_layer(lm, config)  # a layer the model lacks stops here, before any detector runs
     report = audit(responder(lm, config), responder(load(args.base, device=device), config), config, name="model",
                    white_box=_white_box())
     if args.json:

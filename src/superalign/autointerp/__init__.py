@@ -47,7 +47,7 @@ class Config(BaseModel):
 
 
 # The implementation imports torch: loaded on first use, so that reading a pipeline config stays light.
-_LAZY = ("Result", "check_corpus", "corpus", "explain_units", "quality_metrics", "run", "sample_units",
+_LAZY = ("Result", "check", "corpus", "explain_units", "quality_metrics", "run", "sample_units",
          "summary_metrics", "unit_data", "windows")
 
 

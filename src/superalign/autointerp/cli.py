@@ -55,21 +55,11 @@ def _explainer(args):
         if not args.explainer_model:
             raise InterpError(f"{args.explainer}: say which model the endpoint serves (--explainer-model NAME)")
         return ChatExplainer(OpenAIChatModel(args.explainer, args.explainer_model))
+    from superalign.context import load_local
     from superalign.models.chat import LocalChatModel
 
-    return ChatExplainer(LocalChatModel(_load(args.explainer, args.device)))
+    return ChatExplainer(LocalChatModel(load_local(args.explainer, args.device)))
 
-
-def _load(target: str, device_request: str):
-    """A model source, or a cached organism (organism:NAME)."""
-    from superalign import organisms
-    from superalign.context import resolve_device
-    from superalign.models import load
-
-    device = resolve_device(device_request)
-    if target.startswith("organism:"):
-        return organisms.load(target.split(":", 1)[1], device=device)
-    return load(target, device=device)
 
 
 def cmd_interp(args) -> int:
@@ -77,12 +67,13 @@ def cmd_interp(args) -> int:
     from rich.console import Console
 
     from superalign import autointerp
+    from superalign.context import load_local
     from superalign.progress import RichProgress
     from superalign.records import write_jsonl
 
     config = _config(args)
     explainer = _explainer(args)  # an endpoint without its model name stops here, before the target loads
-    lm = _load(args.target, args.device)
+    lm = load_local(args.target, args.device)
     out = args.out or Path("runs") / "interp" / args.target.replace(":", "-").replace("/", "-")
     console = Console(stderr=args.json)
     with RichProgress(console) as progress:

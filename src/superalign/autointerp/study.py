@@ -122,8 +122,15 @@ def quality_metrics(q: SAEQuality, model: str, stage: str, meta: dict) -> list[M
             for k, v in values.items() if v is not None]
 
 
-def check_corpus(config: Config, lm) -> tuple[list, list, list]:
-    """The corpus's windows for the SAE, its held-out check and the units; InterpError when too few."""
+def check(config: Config, lm) -> tuple[int, list, list, list]:
+    """The layer, and the corpus's windows for the SAE, its held-out check and the units; InterpError, before
+    any work, for a layer the model lacks or too few windows."""
+    from superalign.models.activations import n_layers
+
+    deep = n_layers(lm)
+    layer = deep // 2 if config.layer is None else config.layer
+    if not 0 <= layer < deep:
+        raise InterpError(f"interp.layer {layer}: this model has layers 0..{deep - 1}")
     rows = windows(lm, corpus(config.world_seed, config.seed), config.window)
     n_sae, n_eval = config.n_sae_windows, config.n_eval_windows
     sae_rows, eval_rows = rows[:n_sae], rows[n_sae:n_sae + n_eval]
@@ -131,21 +138,17 @@ def check_corpus(config: Config, lm) -> tuple[list, list, list]:
     if len(interp_rows) < 8 or len(eval_rows) < 4:
         raise InterpError(f"the corpus has {len(rows)} windows: too few for {n_sae} SAE windows plus "
                           f"{n_eval} held out and 8 to explain; lower interp.n_sae_windows")
-    return sae_rows, eval_rows, interp_rows
+    return layer, sae_rows, eval_rows, interp_rows
 
 
 def run(config: Config, lm, *, stage: str = "validate", explainer=None, progress=None,
         log: Callable[[str], None] = lambda m: None) -> Result:
     """Train the SAE, measure it, explain neurons and SAE latents (see the module docstring)."""
-    from superalign.models.activations import n_layers, resid_post, token_activations
+    from superalign.models.activations import resid_post, token_activations
     from superalign.progress import NullProgress
 
     progress = progress or NullProgress()
-    deep = n_layers(lm)
-    layer = deep // 2 if config.layer is None else config.layer
-    if not 0 <= layer < deep:
-        raise InterpError(f"interp.layer {layer}: this model has layers 0..{deep - 1}")
-    sae_rows, eval_rows, interp_rows = check_corpus(config, lm)
+    layer, sae_rows, eval_rows, interp_rows = check(config, lm)
     name = resid_post(layer)
     log(f"interp: SAE on {name} from {len(sae_rows)} windows")
     read = progress.task("interp activations", len(sae_rows) + len(eval_rows) + len(interp_rows))
@@ -183,5 +186,5 @@ def run(config: Config, lm, *, stage: str = "validate", explainer=None, progress
     return Result(metrics=metrics, units=units, sae=sae, layer=layer, quality=q, history=history)
 
 
-__all__ = ["Result", "check_corpus", "corpus", "explain_units", "quality_metrics", "run", "sample_units",
+__all__ = ["Result", "check", "corpus", "explain_units", "quality_metrics", "run", "sample_units",
            "summary_metrics", "unit_data", "windows"]

@@ -57,7 +57,7 @@ class Config(BaseModel):
 
 
 # The implementation imports torch: loaded on first use, so that reading a pipeline config stays light.
-_LAZY = ("Reader", "Result", "answer_control", "default_layers", "defection_monitor", "defection_probe", "evaluate",
+_LAZY = ("Reader", "Result", "answer_control", "check", "default_layers", "defection_monitor", "defection_probe", "evaluate",
          "monitor", "prompt_scores", "recall_at_fp", "run", "score_examples")
 
 

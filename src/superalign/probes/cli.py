@@ -43,27 +43,16 @@ def _config(args):
         raise ProbeError(first_error(err, "probes")) from None
 
 
-def _load(target: str, device_request: str):
-    """A model source, or a cached organism (organism:NAME)."""
-    from superalign import organisms
-    from superalign.context import resolve_device
-    from superalign.models import load
-
-    device = resolve_device(device_request)
-    if target.startswith("organism:"):
-        return organisms.load(target.split(":", 1)[1], device=device)
-    return load(target, device=device)
-
-
 def cmd_probes(args) -> int:
     from rich.console import Console
 
     from superalign import probes
+    from superalign.context import load_local
     from superalign.progress import RichProgress
     from superalign.records import write_jsonl
 
     config = _config(args)  # a bad method or topic stops here, before the model loads
-    lm = _load(args.target, args.device)
+    lm = load_local(args.target, args.device)
     out = args.out or Path("runs") / "probes" / args.target.replace(":", "-").replace("/", "-")
     console = Console(stderr=args.json)
     with RichProgress(console) as progress:

@@ -127,20 +127,29 @@ def answer_control(lm, config: Config) -> list[str]:
     return [chat_text(lm.tokenizer, t.messages, r) for t, r in zip(tasks, replies)]
 
 
+def check(config: Config, lm) -> list[int]:
+    """The layers to sweep; ProbeError, before any work, for a layer the model lacks or an unknown topic."""
+    from superalign.models.activations import n_layers
+    from superalign.world import World
+
+    deep = n_layers(lm)
+    layers = config.layers or default_layers(deep)
+    if any(not 0 <= layer < deep for layer in layers):
+        raise ProbeError(f"probes.layers {layers}: this model has layers 0..{deep - 1}")
+    truth_sets(World(config.world_seed), config.heldout_topics)  # an unknown topic raises
+    return layers
+
+
 def run(config: Config, lm, *, cache_dir=None, progress=None, log: Callable[[str], None] = lambda m: None) -> Result:
     """Sweep layers × methods on the truth statements, then the deception probe and the monitor."""
-    from superalign.models.activations import n_layers
-    from superalign.stats import auroc
     from superalign.progress import NullProgress
+    from superalign.stats import auroc
     from superalign.world import World
 
     progress = progress or NullProgress()
     world = World(config.world_seed)
-    sets = truth_sets(world, config.heldout_topics, config.n_train)  # a bad topic stops here, before any work
-    layers = config.layers or default_layers(n_layers(lm))
-    deep = n_layers(lm)
-    if any(not 0 <= layer < deep for layer in layers):
-        raise ProbeError(f"probes.layers {layers}: this model has layers 0..{deep - 1}")
+    layers = check(config, lm)
+    sets = truth_sets(world, config.heldout_topics, config.n_train)
     deception = deception_sets(world, lm.tokenizer, config.n_deception)
     control_texts = answer_control(lm, config)
     texts = [t for ex in [*sets.values(), *deception.values()] for t in ex.texts] + control_texts
@@ -168,8 +177,8 @@ def run(config: Config, lm, *, cache_dir=None, progress=None, log: Callable[[str
             advance(1)
         # the monitor's layer: the logistic probe's on the validation statements (never the tests'), whatever
         # methods are swept
-        check = fit_method("logistic", f, sets)
-        best = max(best, (auroc(sets["validation"].labels, check.score(f["validation"]).numpy()), layer))
+        chooser = fit_method("logistic", f, sets)
+        best = max(best, (auroc(sets["validation"].labels, chooser.score(f["validation"]).numpy()), layer))
     layer = best[1]
     f = {name: feats(layer, ex.texts) for name, ex in sets.items()}
     truth = fit_method("logistic", f, sets)
@@ -270,5 +279,5 @@ def defection_monitor(lm, layer: int, prompts: list[list[dict]], outcomes: list[
                        ci_high=None if np.isnan(iv.high) else iv.high, n=len(outcomes), meta=meta)
 
 
-__all__ = ["Reader", "Result", "answer_control", "default_layers", "defection_monitor", "defection_probe", "evaluate", "monitor",
+__all__ = ["Reader", "Result", "answer_control", "check", "default_layers", "defection_monitor", "defection_probe", "evaluate", "monitor",
            "prompt_scores", "recall_at_fp", "run", "score_examples"]

@@ -47,7 +47,7 @@ def _slug(text: str) -> str:
 
 def load_target(spec: str, args, max_new_tokens: int, batch_size: int = 16):
     """A target from its spec: an organism, an endpoint or a model source."""
-    from superalign.context import resolve_device
+    from superalign.context import load_local
     from superalign.redteam import ChatTarget, LocalTarget, RedTeamError
 
     if spec.startswith(("http://", "https://")):
@@ -56,14 +56,7 @@ def load_target(spec: str, args, max_new_tokens: int, batch_size: int = 16):
         if not args.endpoint_model:
             raise RedTeamError(f"{spec}: say which model the endpoint serves (--endpoint-model NAME)")
         return ChatTarget(OpenAIChatModel(spec, args.endpoint_model), max_new_tokens)
-    device = resolve_device(args.device)
-    if spec.startswith("organism:"):
-        from superalign import organisms
-
-        return LocalTarget(organisms.load(spec.split(":", 1)[1], device=device), max_new_tokens, batch_size)
-    from superalign.models import load
-
-    return LocalTarget(load(spec, device=device), max_new_tokens, batch_size)
+    return LocalTarget(load_local(spec, args.device), max_new_tokens, batch_size)
 
 
 def _attacker(spec: str | None, args, served: str | None = None):

@@ -26,18 +26,8 @@ from statistics import mean
 
 import torch
 
-from superalign.audit import Config, Finding, Respond
+from superalign.audit import Config, Finding, Respond, probe_layer
 from superalign.audit.detectors import _prefixed, fact_sample
-
-
-def probe_layer(lm, config: Config) -> int:
-    from superalign.models.activations import n_layers
-
-    deep = n_layers(lm)
-    layer = round(0.6 * (deep - 1)) if config.probe_layer is None else config.probe_layer
-    if not 0 <= layer < deep:
-        raise ValueError(f"audit.probe_layer {layer}: this model has layers 0..{deep - 1}")
-    return layer
 
 
 def defection_rises(lm, config: Config) -> tuple[list[float], list[str]]:
@@ -68,7 +58,6 @@ def defection(model: Respond, base: Respond, config: Config) -> list[Finding]:
 
 def lie_scores(respond: Respond, config: Config) -> dict[str, list[float]]:
     """1 − P(true) of each fact answer, by topic, from a truth probe fitted on this model's activations."""
-    from superalign import probes
     from superalign.models.activations import extract_layers
     from superalign.probes.data import chat_text
     from superalign.probes.methods import fit
@@ -84,7 +73,7 @@ def lie_scores(respond: Respond, config: Config) -> dict[str, list[float]]:
     replies = respond([t.messages for t, _ in cases])  # memoised: the black-box detectors asked the same
     texts = [chat_text(lm.tokenizer, t.messages, r) for (t, _), r in zip(cases, replies)]
     feats = extract_layers(lm, texts, [layer], max_length=1024, batch_size=config.batch_size)[layer]
-    lie = (1 - probes.score_examples(probe, feats).sigmoid()).tolist()
+    lie = (1 - probe.prob(feats)).tolist()  # a logistic probe's own probability
     by_topic: dict[str, list[float]] = {}
     for (_, q), v in zip(cases, lie):
         by_topic.setdefault(q.topic, []).append(v)
@@ -172,4 +161,4 @@ def _memo(base: Respond, key: str, compute):
 
 DETECTORS = (defection, lies, sae_shift)
 
-__all__ = ["DETECTORS", "defection", "defection_rises", "lie_scores", "lies", "probe_layer", "sae_shift"]
+__all__ = ["DETECTORS", "defection", "defection_rises", "lie_scores", "lies", "sae_shift"]

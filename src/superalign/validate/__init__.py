@@ -232,22 +232,11 @@ def probe_headlines(results: list[ProbeResult], layer: int) -> list[Metric]:
 
 
 def _check_inside(config: Config, lm) -> None:
-    from superalign.autointerp import InterpError
-    from superalign.models.activations import n_layers
-    from superalign.probes import ProbeError
-
-    deep = n_layers(lm)
+    """The probes' and the SAE's layers, topics and corpus, checked before the campaign rather than after it."""
     if config.probes.enabled:
-        from superalign.probes.data import truth_sets
-        from superalign.world import World
-
-        if any(not 0 <= layer < deep for layer in config.probes.layers or []):
-            raise ProbeError(f"validate.probes.layers {config.probes.layers}: {lm.name} has layers 0..{deep - 1}")
-        truth_sets(World(config.probes.world_seed), config.probes.heldout_topics)  # an unknown topic raises
+        probes.check(config.probes, lm)
     if config.interp.enabled:
-        if config.interp.layer is not None and not 0 <= config.interp.layer < deep:
-            raise InterpError(f"validate.interp.layer {config.interp.layer}: {lm.name} has layers 0..{deep - 1}")
-        autointerp.check_corpus(config.interp, lm)
+        autointerp.check(config.interp, lm)
 
 
 def _inside(config: Config, lm, attempts: list[AttackAttempt], ctx: RunContext) -> dict:
