@@ -375,7 +375,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     lazy = {"superalign.models.sources": ("ModelNotPulled", "PullError"), "superalign.studio": ("StudioError",),
             "superalign.organisms": ("OrganismError",), "superalign.redteam": ("RedTeamError",),
             "superalign.audit": ("AuditError",), "superalign.probes": ("ProbeError",),
-            "superalign.autointerp": ("InterpError",),
+            "superalign.autointerp": ("InterpError",), "superalign.critique": ("CritiqueError",),
+            "superalign.debate": ("DebateError",),
             "superalign.stages": ("InputMissing",), "superalign.world.vault": ("TaskDataError",),
             "superalign.rlhf.feedback": ("FeedbackDataError",), "superalign.rlhf.reward_model": ("TokenizerMismatch",)}
     for module, names in lazy.items():

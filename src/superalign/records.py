@@ -303,9 +303,56 @@ class UnitExplanation(Record):
     meta: dict[str, Any] = Field(default_factory=dict)
 
 
+class Critique(Record):
+    """A critic's critique of one response: what it wrote, the span it quoted, and how that scores.
+
+    ``known_flaws`` (``[{"category", "start", "end", "what"}]``: empty for a clean response) is the world's
+    ground truth, kept for scoring and for the studio's known answer; critics and judges never see it.
+    ``error`` is set (and nothing scored) when the critic failed, e.g. an endpoint that kept timing out.
+    """
+
+    type: Literal["critique"] = "critique"
+    item_id: str
+    kind: str  # what the response answers: fact | instruction | policy | code
+    prompt: ChatPrompt
+    response: str
+    critic: str  # e.g. "smollm2-135m-instruct+critic-sft" or "oracle"
+    text: str
+    quote: str | None = None  # the quoted span as written (None: no flaw claimed)
+    category: str | None = None  # the flaw category it named (false_fact, constraint, policy, bug)
+    quote_status: str = "none"  # exact | normalized | unverified | none
+    start: int | None = None  # where the quote is in the response, when verified
+    end: int | None = None
+    found: bool = False  # it points at a known flaw
+    false_flag: bool = False  # it claims a flaw where there is none (a clean response, or the wrong place)
+    known_flaws: list[dict[str, Any]] = Field(default_factory=list)
+    error: str | None = None
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+class DebateTranscript(Record):
+    """One question argued under one protocol: every turn with the model that wrote it and its quotes checked.
+
+    Turns: ``{"round", "speaker", "side" (0=A, 1=B), "model", "text", "quotes": [{"text", "status"}],
+    "error"}``. The passage is not here (the judge never sees it); ``correct`` is the truth, for scoring.
+    """
+
+    type: Literal["debate_transcript"] = "debate_transcript"
+    id: str  # question id : protocol : setup
+    question_id: str
+    protocol: str  # naive | consultancy | debate
+    setup: str  # the debaters, e.g. "smollm2-135m-instruct bo4"
+    question: str
+    answers: list[str]
+    correct: int
+    turns: list[dict[str, Any]] = Field(default_factory=list)
+    consultant_side: int | None = None  # consultancy: the side the consultant argues
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
 AnyRecord = Annotated[Union[Preference, Demonstration, Judgement, Flaw, Evaluation, Metric, OptimizationPoint,
                             W2SScore, W2SSeed, AttackAttempt, AuditFinding, ProbeResult,
-                            UnitExplanation],
+                            UnitExplanation, Critique, DebateTranscript],
                       Field(discriminator="type")]
 _ANY = TypeAdapter(AnyRecord)
 R = TypeVar("R", bound=Record)

@@ -122,6 +122,8 @@ class Stage:
 STAGES: list[Stage] = [
     Stage("baseline", "superalign.baseline", "greedy answers to held-out world tasks, scored by gold"),
     Stage("train", "superalign.rlhf", "feedback, a reward model and policy optimization (RLHF)", ("rlhf",)),
+    Stage("assist", "superalign.assist", "AI critiques and debate that help a weaker judge, scored against planted "
+          "flaws and hidden passages"),
     Stage("generalize", "superalign.weak_to_strong", "weak-to-strong generalization: PGR over seeds", ("w2s",)),
     Stage("validate", "superalign.validate", "automated red-teaming of the trained policy, and a DPO patch from it"),
     Stage("stress", "superalign.stress", "a zoo of misaligned model organisms, audited blind and scored"),

@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-TECHNIQUES = ("baseline", "rlhf", "weak_to_strong", "probes", "autointerp")
+TECHNIQUES = ("baseline", "rlhf", "weak_to_strong", "probes", "autointerp", "critique", "debate")
 
 
 def _module_name(path: Path) -> str:

@@ -102,3 +102,32 @@ class ScriptedChatModel:
         if index >= len(self.replies):
             raise ChatError(f"ScriptedChatModel {self.name!r} has only {len(self.replies)} replies; call {index + 1}")
         return self.replies[index]
+
+
+class Reply:
+    """What :func:`ask` got: the parsed value, or the error after the last try (``value`` None, ``error`` set)."""
+
+    def __init__(self, value=None, raw: str = "", error: str = "", tries: int = 0):
+        self.value, self.raw, self.error, self.tries = value, raw, error, tries
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+def ask(role: ChatModel, messages: list[dict], parse: Callable[[str], object] = str, tries: int = 3,
+        max_new_tokens: int = 256, temperature: float = 0.0) -> Reply:
+    """Ask ``role`` and parse its reply, retrying when the backend fails (:class:`ChatError`: a timeout, an
+    HTTP error, a malformed body) or the reply does not parse (``parse`` raises ValueError). After ``tries``
+    failures the reply is a failure with the last error: the caller records it and never counts it as an answer.
+    """
+    error, raw = "", ""
+    for attempt in range(1, tries + 1):
+        try:
+            raw = role.chat(messages, max_new_tokens=max_new_tokens, temperature=temperature)
+            return Reply(parse(raw), raw, "", attempt)
+        except ChatError as err:
+            error = f"{role.name}: {err}"
+        except ValueError as err:
+            error = f"{role.name}: reply did not parse ({err}): {raw[:200]!r}"
+    return Reply(None, raw, error, tries)
