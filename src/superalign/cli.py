@@ -352,6 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from superalign.audit.cli import register as register_audit
     from superalign.autointerp.cli import register as register_interp
+    from superalign.critique.cli import register as register_critique
+    from superalign.debate.cli import register as register_debate
     from superalign.organisms.cli import register as register_organisms  # light: torch loads in its commands
     from superalign.probes.cli import register as register_probes
     from superalign.redteam.cli import register as register_redteam
@@ -362,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     register_audit(sub)
     register_probes(sub)
     register_interp(sub)
+    register_critique(sub)
+    register_debate(sub)
     register_studio(sub)
     return parser
 

@@ -76,6 +76,20 @@ def load_local(spec: str, device_request: str = "auto", as_name: str | None = No
     return load(spec, device=device)
 
 
+def chat_role(spec: str | None, served: str | None = None, device_request: str = "auto", flag: str = "--role"):
+    """A chat role from a command's flag: the URL of an OpenAI-compatible endpoint (``served`` names its model)
+    or a model source loaded locally; None when no spec is given. ValueError names what is missing."""
+    if spec is None:
+        return None
+    from superalign.models.chat import LocalChatModel, OpenAIChatModel
+
+    if spec.startswith(("http://", "https://")):
+        if not served:
+            raise ValueError(f"{spec}: say which model the endpoint serves ({flag}-model NAME)")
+        return OpenAIChatModel(spec, served)
+    return LocalChatModel(load_local(spec, device_request))
+
+
 @dataclass
 class RunContext:
     """Everything a stage needs from the run around it. The defaults suit a library call or a test."""

@@ -71,3 +71,17 @@ class RichProgress:
                 self._console.print(f"{description}: {done}/{total} ({now - start:.0f} s)")
 
         return advance
+
+
+def print_metrics(metrics: list, as_json: bool = False, console=None) -> None:
+    """Metrics one per line (name, value, 95% interval, n), or as JSON on stdout: what technique commands print."""
+    import json
+
+    if as_json:
+        print(json.dumps([m.model_dump() for m in metrics], indent=1))
+        return
+    width = max((len(m.name) for m in metrics), default=0)
+    for m in metrics:
+        interval = f"[{m.ci_low:.3f}, {m.ci_high:.3f}]" if m.ci_low is not None else ""
+        line = f"{m.name:<{width}}  {m.value:7.3f} {interval:>18}  n={m.n}"
+        console.print(line, highlight=False) if console is not None else print(line)

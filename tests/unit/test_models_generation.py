@@ -138,3 +138,19 @@ def test_a_lora_policy_samples_with_its_adapters():
             p.data.normal_(0.0, 0.5)
     assert greedy(policy, PROMPTS[1:2], max_new_tokens=8) != greedy(load("tiny-llama"), PROMPTS[1:2], max_new_tokens=8)
 
+
+
+def test_first_token_logprobs_match_one_prompt_at_a_time_and_refuse_ambiguous_choices():
+    import pytest
+
+    from superalign.models import load
+    from superalign.models.generation import first_token_logprobs
+
+    lm = load("tiny-llama")
+    prompts = [[{"role": "user", "content": "Is it? " * n}] for n in (1, 7, 3)]
+    together = first_token_logprobs(lm, prompts, ["Yes", "No"], batch_size=3)
+    alone = torch.cat([first_token_logprobs(lm, [p], ["Yes", "No"]) for p in prompts])
+    assert together.shape == (3, 2) and torch.allclose(together, alone, atol=2e-2)
+    assert (together < 0).all()
+    with pytest.raises(ValueError, match="share their first token"):
+        first_token_logprobs(lm, prompts, ["Yes", "Yeah"])

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 
 from superalign.critique.prompts import critic_messages, gold_critique, parse_critique
 from superalign.models.chat import ChatModel, ask
 from superalign.models.sources import LoadedModel
-from superalign.progress import Progress
+from superalign.progress import Advance, Progress
 from superalign.records import Critique, Demonstration
 from superalign.world.flaws import FlawItem, match_flags
 from superalign.world.quotes import check_quote
 
-Advance = Callable[[int], None]
 
 
 class ModelCritic:

@@ -17,7 +17,7 @@ import random
 from collections.abc import Sequence
 
 from superalign.records import Critique, Flaw, Judgement
-from superalign.world.flaws import CATEGORY_OF, FlawItem
+from superalign.world.flaws import FlawItem
 from superalign.world.quotes import overlaps
 from superalign.world.text import stable_seed
 
@@ -70,18 +70,13 @@ def model_flaw_scores(lm, items: Sequence[FlawItem], critiques: Sequence[Critiqu
     """The model's belief that each response is flawed: log p(Yes) - log p(No), with a critique shown where
     one is given. Returns a numpy array [n]."""
     from superalign.critique.prompts import judge_messages
-    from superalign.models.generation import completion_logprobs
+    from superalign.models.generation import first_token_logprobs
 
     critiques = critiques or [None] * len(items)
     prompts = [judge_messages(i.prompt, i.response, c.text if c is not None and c.text else None)
                for i, c in zip(items, critiques)]
-    yes = completion_logprobs(lm, prompts, ["Yes"] * len(prompts), batch_size=batch_size)
-    no = completion_logprobs(lm, prompts, ["No"] * len(prompts), batch_size=batch_size)
-    return (yes - no).numpy()
-
-
-def category_name(kind: str) -> str:
-    return CATEGORY_OF[kind]
+    logp = first_token_logprobs(lm, prompts, ["Yes", "No"], batch_size=batch_size)  # [n, 2]
+    return (logp[:, 0] - logp[:, 1]).numpy()
 
 
 __all__ = ["LimitedJudge", "model_flaw_scores"]

@@ -96,14 +96,13 @@ class ModelJudge:
         self.name = name or lm.name
 
     def p_a(self, views: Sequence[JudgeView]) -> list[float]:
-        from superalign.models.generation import completion_logprobs
+        from superalign.models.generation import first_token_logprobs
 
         prompts = [judge_messages(v) for v in views]
         if not prompts:
             return []
-        la = completion_logprobs(self.lm, prompts, ["A"] * len(prompts), batch_size=self.batch_size)
-        lb = completion_logprobs(self.lm, prompts, ["B"] * len(prompts), batch_size=self.batch_size)
-        return [1.0 / (1.0 + math.exp(float(b - a))) for a, b in zip(la, lb)]
+        logp = first_token_logprobs(self.lm, prompts, ["A", "B"], batch_size=self.batch_size)  # [n, 2]
+        return [1.0 / (1.0 + math.exp(float(b - a))) for a, b in logp.tolist()]
 
     def judge_many(self, qids: Sequence[str], views: Sequence[JudgeView]) -> list[Verdict]:
         return [Verdict(0 if p >= 0.5 else 1, p) for p in self.p_a(views)]

@@ -393,3 +393,27 @@ def completion_logprobs(lm: LoadedModel, prompts: list[list[dict]], completions:
             out[start : start + len(batch.input_ids)] = sequence_logprobs(
                 logits, batch.input_ids.to(device), batch.completion_mask.to(device)).cpu()
     return out
+
+
+def first_token_logprobs(lm: LoadedModel, prompts: list[list[dict]], choices: list[str],
+                         batch_size: int = 16) -> torch.Tensor:
+    """log p(first token of each choice | chat prompt) at the start of the reply: one forward per prompt, however
+    many choices (a judge's "Yes"/"No" or "A"/"B"). Returns [n_prompts, n_choices] (fp32, no grad).
+
+    Choices must differ in their first token (checked). Runs in the machine's fast precision: a choice between
+    two tokens is robust to bf16, where a summed log-probability over a long completion is not.
+    """
+    model = lm.model
+    device = _device(model)
+    firsts = [lm.tokenizer(c, add_special_tokens=False)["input_ids"][0] for c in choices]
+    if len(set(firsts)) != len(firsts):
+        raise ValueError(f"choices {choices} share their first token; they cannot be told apart in one step")
+    encoded = [prompt_ids(lm, m) for m in prompts]
+    out = torch.zeros(len(prompts), len(choices))
+    autocast = default_autocast(model, "generate")
+    with torch.no_grad(), eval_mode(model), autocast_context(model, autocast):
+        for indices in _length_sorted_batches([len(e) for e in encoded], batch_size):
+            batch = {k: v.to(device) for k, v in left_pad([encoded[i] for i in indices], pad_id(lm.tokenizer)).items()}
+            logits = model(**batch, **_last_logits_only(model)).logits[:, -1].float()  # [b, vocab]
+            out[indices] = torch.log_softmax(logits, dim=-1)[:, firsts].cpu()
+    return out

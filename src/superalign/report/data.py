@@ -10,9 +10,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from superalign.records import (AttackAttempt, AuditFinding, Evaluation, Judgement, Metric, OptimizationPoint,
-                                Preference, ProbeResult, RecordFileError, UnitExplanation, W2SScore, W2SSeed,
-                                iter_jsonl)
+from superalign.records import (AttackAttempt, AuditFinding, Critique, DebateTranscript, Evaluation, Flaw, Judgement,
+                                Metric, OptimizationPoint, Preference, ProbeResult, RecordFileError, UnitExplanation,
+                                W2SScore, W2SSeed, iter_jsonl)
 
 
 @dataclass
@@ -32,6 +32,9 @@ class StageData:
     findings: list[AuditFinding] = field(default_factory=list)
     probe_results: list[ProbeResult] = field(default_factory=list)
     units: list[UnitExplanation] = field(default_factory=list)
+    critiques: list[Critique] = field(default_factory=list)
+    flaws: list[Flaw] = field(default_factory=list)
+    transcripts: list[DebateTranscript] = field(default_factory=list)
 
 
 @dataclass
@@ -50,7 +53,7 @@ class RunData:
 # record class -> StageData list it goes to (records of a stage's file belong to that stage)
 _LISTS = {Preference: "preferences", Judgement: "judgements", OptimizationPoint: "points", W2SScore: "w2s_scores",
           W2SSeed: "w2s_seeds", AttackAttempt: "attempts", AuditFinding: "findings", ProbeResult: "probe_results",
-          UnitExplanation: "units"}
+          UnitExplanation: "units", Critique: "critiques", Flaw: "flaws", DebateTranscript: "transcripts"}
 
 
 def _read_records(path: Path, warnings: list[str]) -> list:

@@ -542,6 +542,104 @@ def interp_view(metrics: list[Metric], units: list[UnitExplanation]) -> dict | N
     return {"sae": sae, "sae_meta": sae_meta, "summary": summary, "rows": rows}
 
 
+# --- assist: critiques and debate ------------------------------------------------------------------------
+
+
+def _cell_of(m: Metric | None) -> str:
+    return fmt_value(m.value, m.ci_low, m.ci_high) if m is not None else "—"
+
+
+def critique_view(metrics: list[Metric], critiques: list, info: dict | None) -> dict | None:
+    """Per critic: what its critiques point at, and what they do for the limited judge and the model judge."""
+    by = {m.name: m for m in metrics}
+    critics = list(dict.fromkeys(c.critic for c in critiques))
+    if not critics:
+        return None
+    details = ((info or {}).get("results") or {}).get("critique") or {}
+    rows = [{"critic": "none (unaided)", "found": "—", "false_flags": "—", "verified": "—", "category": "—",
+             "judge_found": _cell_of(by.get("judge.unaided.found")), "uplift": "—",
+             "judge_false": _cell_of(by.get("judge.unaided.false_flags")),
+             "model_judge": _cell_of(by.get("model_judge.unaided.auroc")), "uplift_low": None}]
+    bars = []
+    if "judge.unaided.found" in by:
+        m = by["judge.unaided.found"]
+        bars.append(plots.Bar("unaided", m.value, m.ci_low, m.ci_high))
+    for c in critics:
+        up = by.get(f"judge.{c}.uplift")
+        rows.append({"critic": c, "found": _cell_of(by.get(f"critique.{c}.found")),
+                     "false_flags": _cell_of(by.get(f"critique.{c}.false_flags")),
+                     "verified": _cell_of(by.get(f"critique.{c}.verified")),
+                     "category": _cell_of(by.get(f"critique.{c}.category")),
+                     "judge_found": _cell_of(by.get(f"judge.{c}.found")), "uplift": _cell_of(up),
+                     "judge_false": _cell_of(by.get(f"judge.{c}.false_flags")),
+                     "model_judge": _cell_of(by.get(f"model_judge.{c}.auroc")),
+                     "helps": None if up is None else up.ci_low > 0})
+        if f"judge.{c}.found" in by:
+            m = by[f"judge.{c}.found"]
+            bars.append(plots.Bar(f"with {c}", m.value, m.ci_low, m.ci_high))
+    chart = _figure(plots.rate_bars_svg({"flaws found by the limited judge": bars}),
+                    "Share of planted flaws the simulated judge found, alone and with each critic's critiques "
+                    "(95% bootstrap intervals over responses).") if bars else None
+    examples = []
+    by_item: dict[str, list] = defaultdict(list)
+    for c in critiques:
+        by_item[c.item_id].append(c)
+    flawed = [v for v in by_item.values() if v[0].known_flaws]
+    for group in _spread(flawed, 4):
+        first = group[0]
+        flaw = first.known_flaws[0]
+        examples.append({"kind": first.kind, "prompt": truncate(first.prompt[-1]["content"], 600),
+                         "response": first.response, "flaw": first.response[flaw["start"]:flaw["end"]],
+                         "category": flaw["category"], "what": flaw.get("what", ""),
+                         "critiques": [{"critic": c.critic, "text": c.text.strip() or "(empty)", "found": c.found,
+                                        "status": c.quote_status, "error": c.error} for c in group]})
+    gap = details.get("gap") or {}
+    return {"rows": rows, "chart": chart, "examples": examples, "gap": gap, "by_kind": details.get("by_kind") or {},
+            "judge": details.get("judge", ""), "n": details.get("n_items"), "n_flawed": details.get("n_flawed"),
+            "training": details.get("training")}
+
+
+def debate_view(metrics: list[Metric], transcripts: list, judgements: list[Judgement], info: dict | None) -> dict | None:
+    """Judge accuracy per protocol and debater setup for each judge, the plot against debater skill, examples."""
+    acc = [m for m in metrics if m.name.startswith("accuracy.")]
+    if not acc:
+        return None
+    details = ((info or {}).get("results") or {}).get("debate") or {}
+    judges = list(dict.fromkeys(m.meta["judge"] for m in acc))
+    setups = [s for s in details.get("setups", []) if any(m.meta["setup"] == s for m in acc)] or \
+        list(dict.fromkeys(m.meta["setup"] for m in acc if m.meta["setup"] != "none"))
+    cell = {(m.meta["protocol"], m.meta["setup"], m.meta["judge"]): m for m in acc}
+    rows = [{"protocol": "naive", "setup": "—", "cells": [_cell_of(cell.get(("naive", "none", j))) for j in judges]}]
+    for protocol in ("consultancy", "debate"):
+        for setup in setups:
+            if any((protocol, setup, j) in cell for j in judges):
+                rows.append({"protocol": protocol, "setup": setup,
+                             "cells": [_cell_of(cell.get((protocol, setup, j))) for j in judges]})
+    series = []
+    for protocol in ("consultancy", "debate"):
+        for j in judges:
+            ms = [cell.get((protocol, s, j)) for s in setups]
+            if all(m is not None for m in ms):
+                series.append(plots.Series(f"{protocol}, judge {j}", [m.value for m in ms], [m.ci_low for m in ms],
+                                           [m.ci_high for m in ms]))
+    baselines = {f"naive, judge {j}": cell[("naive", "none", j)].value for j in judges if ("naive", "none", j) in cell}
+    chart = _figure(plots.category_lines_svg(setups, series, baselines, "Judge accuracy against debater skill",
+                                             "debaters (weaker to stronger)", "judge accuracy"),
+                    "Accuracy of each judge after a consultancy or a debate by each debater setup (95% bootstrap "
+                    "intervals over questions); dashed: the same judge alone.") if series and setups else None
+    verdicts: dict[str, dict[str, str]] = defaultdict(dict)
+    for j in judgements:
+        if j.meta.get("protocol") in ("consultancy", "debate"):
+            verdicts[j.item_id][j.judge] = j.verdict
+    strong = [s for s in setups if s != "oracle"][-1:] or setups[-1:]
+    chosen = [t for t in transcripts if t.protocol == "debate" and t.setup in strong][:3]
+    examples = [{"question": t.question, "answers": t.answers, "correct": "AB"[t.correct], "setup": t.setup,
+                 "turns": t.turns, "verdicts": verdicts.get(t.id, {})} for t in chosen]
+    return {"judges": judges, "rows": rows, "chart": chart, "examples": examples,
+            "quotes": details.get("quotes") or {}, "consultancy": details.get("consultancy") or {},
+            "n": details.get("n_questions"), "rounds": details.get("rounds"), "order": details.get("order")}
+
+
 # --- stress: the audit game ----------------------------------------------------------------------------------
 
 
@@ -620,6 +718,8 @@ def stage_view(st: StageData) -> dict[str, Any]:
         "generalize": generalize_view(st.w2s_scores),
         "redteam": redteam_view(st.attempts, st.info), "audit": audit_view(st.findings, st.metrics),
         "probes": probes_view(st.probe_results), "interp": interp_view(st.metrics, st.units),
+        "critique": critique_view(st.metrics, st.critiques, st.info),
+        "debate": debate_view(st.metrics, st.transcripts, st.judgements, st.info),
         "results_json": truncate(json.dumps(results, indent=2, sort_keys=True, default=str), 20000) if results else None,
     }
 

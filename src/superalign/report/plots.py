@@ -257,3 +257,42 @@ def w2s_svg(panels: dict[str, list[W2SPoint]], metric: str = "test accuracy") ->
                    fontsize=8, bbox_to_anchor=(0.5, 1.02))
         fig.tight_layout(rect=(0, 0, 1, 0.93))
         return _to_svg(fig)
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of a categorical plot: a value (with an optional interval) at each x label."""
+
+    label: str
+    values: list[float]
+    low: list[float | None]
+    high: list[float | None]
+
+
+def category_lines_svg(xlabels: list[str], series: list[Series], baselines: dict[str, float], title: str,
+                       xlabel: str, ylabel: str) -> str:
+    """Lines over ordered categories (e.g. debater setups from weak to strong) with 95% intervals, and
+    dashed horizontal baselines (e.g. the naive judge), on a [0, 1] scale."""
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(7.0, 3.4))
+        ax = fig.subplots()
+        x = list(range(len(xlabels)))
+        for i, s in enumerate(series):
+            color = _PALETTE[i % len(_PALETTE)]
+            errs = [[max(0.0, v - lo) if lo is not None else 0.0 for v, lo in zip(s.values, s.low)],
+                    [max(0.0, hi - v) if hi is not None else 0.0 for v, hi in zip(s.values, s.high)]]
+            offset = (i - (len(series) - 1) / 2) * 0.04  # side by side, so that intervals do not hide each other
+            ax.errorbar([xi + offset for xi in x], s.values, yerr=errs, color=color, marker="o", capsize=3,
+                        linewidth=1.4, label=s.label)
+        for j, (label, value) in enumerate(baselines.items()):
+            ax.axhline(value, color=_PALETTE[(len(series) + j) % len(_PALETTE)], linestyle="--", linewidth=1,
+                       label=label)
+        ax.set_xticks(x, xlabels)
+        ax.set_ylim(0, 1.05)
+        ax.set_title(title, loc="left")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(axis="y", color="#dddddd", linewidth=0.6)
+        ax.legend(fontsize=7, frameon=False, loc="lower right")
+        fig.tight_layout()
+        return _to_svg(fig)

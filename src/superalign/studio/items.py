@@ -8,9 +8,13 @@ task           items
 =============  ==========================================================================================
 pairwise       each :class:`Preference` (its two responses, in a seeded random A/B order); each pair of
                distinct :class:`Evaluation` responses to the same task (the known answer is the one with
-               the higher gold reward); each ``studio_item`` with two responses
+               the higher gold reward); each :class:`DebateTranscript` of a consultancy or a debate (the
+               question, its two answers as A and B, the transcript as the assistance: people judge without
+               the passage); each ``studio_item`` with two responses
 rating, flaw   each :class:`Evaluation` response (known answer from its gold reward / pass), each response
-               of a :class:`Preference`, each :class:`Demonstration`; each ``studio_item`` with one response
+               of a :class:`Preference`, each :class:`Demonstration`; each ``studio_item`` with one response;
+               for flaw, each response that :class:`Critique` records critique (its known flaws as the answer,
+               the critique of ``critic``, or of the first critic that is not the oracle, as the assistance)
 demonstration  each distinct prompt (by task id) of any record; each ``studio_item`` without responses
 =============  ==========================================================================================
 
@@ -38,8 +42,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from superalign.records import (AnyRecord, Demonstration, Evaluation, Preference, check_prompt, first_error,
-                                jsonl_objects)
+from superalign.records import (AnyRecord, Critique, DebateTranscript, Demonstration, Evaluation, Preference,
+                                check_prompt, first_error, jsonl_objects)
 from superalign.studio import TASKS, StudioError
 
 Task = Literal["pairwise", "rating", "flaw", "demonstration"]
@@ -77,6 +81,8 @@ class CampaignConfig(BaseModel):
     limit: int | None = Field(None, ge=1, description="keep at most this many items (a seeded sample)")
     lease_minutes: float = Field(60.0, gt=0, description="an item served but not labeled within this time "
                                  "stops counting toward labels_per_item, so another labeler can take it")
+    critic: str | None = Field(None, description="flaw campaigns from critique records: whose critique is the "
+                               "assistance (default: the first critic that is not the oracle)")
 
     @model_validator(mode="after")
     def _defaults(self) -> "CampaignConfig":
@@ -282,6 +288,8 @@ def _pairwise(sources: list[Any], config: CampaignConfig) -> list[ItemSpec]:
                                                       "source_tie": src.tie}))
         elif isinstance(src, Evaluation):
             by_task.setdefault(src.task_id, []).append(src)
+        elif isinstance(src, DebateTranscript) and src.protocol != "naive":
+            items.append(_debate_item(src))
         elif isinstance(src, ItemInput) and (spec := _from_item_input(src, "pairwise", config)):
             items.append(spec)
     for task_id, evals in by_task.items():
@@ -300,8 +308,60 @@ def _pairwise(sources: list[Any], config: CampaignConfig) -> list[ItemSpec]:
     return items
 
 
+def _quote_for_people(turn: dict) -> str:
+    """A debate turn as people read it: each checked quote marked as found in the passage or not."""
+    import re
+
+    text = turn["text"]
+    for q in turn.get("quotes", []):
+        mark = "verified quote" if q["status"] != "unverified" else "unverified quote (not in the passage)"
+        for form in (f"<quote>{q['text']}</quote>", f'"{q["text"]}"', f"“{q['text']}”"):
+            if form in text:
+                text = text.replace(form, f'[{mark}: "{q["text"]}"]', 1)
+                break
+    return re.sub(r"</?quote>", "", text).strip() or "(nothing)"
+
+
+def _debate_item(t: DebateTranscript) -> ItemSpec:
+    """A consultancy or debate as a pairwise item: A and B are the two answers in the transcript's order."""
+    def speaker(turn: dict) -> str:
+        letter = "AB"[turn["side"]]
+        return f"Consultant (argues {letter})" if t.protocol == "consultancy" else f"Debater {letter}"
+
+    turns = [{"speaker": speaker(turn), "text": _quote_for_people(turn)} for turn in t.turns if not turn.get("error")]
+    return ItemSpec(key=f"debate:{t.id}", task_id=t.question_id,
+                    prompt=[{"role": "user", "content": f"{t.question} (You cannot see the passage it is about.)"}],
+                    response_a=t.answers[0], response_b=t.answers[1],
+                    assistance={"kind": "debate", "turns": turns} if turns else None,
+                    truth={"choice": "AB"[t.correct]},
+                    meta={"source": "debate", "answers": list(t.answers), "correct": t.correct,
+                          "protocol": t.protocol, "setup": t.setup, "transcript_id": t.id})
+
+
+def _critique_items(critiques: list[Critique], config: CampaignConfig) -> list[ItemSpec]:
+    """One flaw item per critiqued response; the assistance is one critic's critique of it."""
+    critics = list(dict.fromkeys(c.critic for c in critiques))
+    chosen = config.critic or next((c for c in critics if c != "oracle"), critics[0] if critics else None)
+    if config.critic is not None and config.critic not in critics:
+        raise StudioError(f"critic {config.critic!r} wrote none of these critiques; the critics are {', '.join(critics)}")
+    items = []
+    for c in critiques:
+        if c.critic != chosen or c.error:
+            continue
+        spans = [[f["start"], f["end"]] for f in c.known_flaws]
+        items.append(ItemSpec(key=_key(c.item_id, "flaw", c.response), task_id=c.item_id, prompt=list(c.prompt),
+                              response_a=c.response, assistance={"kind": "critique", "text": c.text.strip() or "(no critique)"},
+                              truth={"flawed": bool(spans), "spans": spans},
+                              meta={"source": "critique", "kind": c.kind, "critic": c.critic,
+                                    "known_flaws": c.known_flaws}))
+    return items
+
+
 def _single(sources: list[Any], config: CampaignConfig) -> list[ItemSpec]:
     items = []
+    critiques = [src for src in sources if isinstance(src, Critique)]
+    if critiques and config.task == "flaw":
+        items += _critique_items(critiques, config)
 
     def add(task_id, prompt, response, truth=None, meta=None):
         items.append(ItemSpec(key=_key(task_id, config.task, response), task_id=task_id, prompt=list(prompt),

@@ -14,7 +14,6 @@ from strong models in a container.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import sys

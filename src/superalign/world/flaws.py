@@ -168,7 +168,7 @@ def _uppercase_sentence(case, ins, response: str, rng: random.Random) -> tuple[s
     """Capitalise one sentence of an all-lower-case reply."""
     from superalign.world.instructions import check_all
 
-    spans = [s for s in sentence_spans(response) if re.search(r"[a-z]", response[s[0]:s[1]])]
+    spans = [s for s in sentence_spans(response) if s[1] - s[0] >= 12 and re.search(r"[a-z]", response[s[0]:s[1]])]
     if not spans:
         return None
     start, end = rng.choice(spans)
