@@ -90,6 +90,7 @@ def run(config: Config, ctx: RunContext | None = None) -> Result:
     import time
 
     from superalign import critique, debate
+    from superalign.critique.study import gap_summary
 
     ctx = ctx or RunContext()
     lm = ctx.load(config.model, train=True)  # fp32: the critic trains a LoRA on it
@@ -101,7 +102,7 @@ def run(config: Config, ctx: RunContext | None = None) -> Result:
         study = critique.run(critique_config, lm, stage=STAGE, progress=ctx.progress, log=ctx.log)
         metrics += study.metrics
         records["critiques"] = study.records()
-        details["critique"] = {**study.summary, "gap": critique.study.gap_summary(study.metrics, lm.name),
+        details["critique"] = {**study.summary, "gap": gap_summary(study.metrics, lm.name),
                                "seconds": time.perf_counter() - start}
         notes += _critique_notes(study.metrics, lm.name)
     if debate_config.enabled:

@@ -20,6 +20,8 @@ Records: :class:`~superalign.records.Critique` per critic and response, the judg
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
@@ -75,6 +77,9 @@ class Config(BaseModel):
     kinds: list[str] = Field(default_factory=lambda: ["fact", "instruction", "policy", "code"])
     n_test: int = Field(48, ge=4, description="test responses (flawed and clean) critiqued and judged")
     flawed_fraction: float = Field(0.75, gt=0, lt=1)
+    decision: Literal["calibrated", "greedy"] = Field("calibrated", description="how a model critic decides "
+                                                     "whether to claim a flaw: its P(Quote) against a threshold fitted "
+                                                     "on the train split, then a forced quote; or greedy decoding")
     max_new_tokens: int = Field(48, ge=8)
     batch_size: int = Field(16, ge=1)
     training: Training = Field(default_factory=Training)

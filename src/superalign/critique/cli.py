@@ -57,8 +57,10 @@ def cmd_critique(args) -> int:
 
     if args.target == "score":
         return _score(args)
+    from superalign.critique.study import test_items
+
     config = _config(args)  # bad critics or kinds stop here, before any model loads
-    critique.study.test_items(config)
+    test_items(config)
     from superalign.context import chat_role
 
     try:

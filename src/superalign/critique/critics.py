@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict
 
-from superalign.critique.prompts import critic_messages, gold_critique, parse_critique
+from superalign.critique.prompts import NO_FLAW, critic_messages, gold_critique, parse_critique
+
+QUOTE_START = "Quote"  # the first word of a critique that claims a flaw
 from superalign.models.chat import ChatModel, ask
 from superalign.models.sources import LoadedModel
 from superalign.progress import Advance, Progress
@@ -16,19 +18,64 @@ from superalign.world.quotes import check_quote
 
 
 class ModelCritic:
-    """A local model writing critiques, greedily, in batches."""
+    """A local model writing critiques in batches.
 
-    def __init__(self, lm: LoadedModel, max_new_tokens: int = 48, batch_size: int = 16, name: str | None = None):
+    ``threshold`` None: greedy, so the first token decides whether it claims a flaw at all. With a threshold (see
+    :func:`fit_threshold`): it claims a flaw where its own log p("Quote") - log p("No") at the start of the reply
+    (:meth:`flaw_scores`, its discriminator) is above the threshold, and then writes the quote greedily after a
+    forced 'Quote: "'; elsewhere it says "No flaw.". This separates deciding from locating (Saunders et al. 2022
+    score "critiqueability" apart from the critique itself): a small model that cannot yet decide may still point.
+    """
+
+    def __init__(self, lm: LoadedModel, max_new_tokens: int = 48, batch_size: int = 16, name: str | None = None,
+                 threshold: float | None = None):
         self.lm, self.max_new_tokens, self.batch_size = lm, max_new_tokens, batch_size
         self.name = name or lm.name
+        self.threshold = threshold
+
+    def flaw_scores(self, items: Sequence[FlawItem]):
+        """log p("Quote") - log p("No") as the first token of its critique, per item (numpy [n])."""
+        from superalign.models.generation import first_token_logprobs
+
+        logp = first_token_logprobs(self.lm, [critic_messages(i.prompt, i.response) for i in items],
+                                    [QUOTE_START, NO_FLAW], batch_size=self.batch_size)
+        return (logp[:, 0] - logp[:, 1]).numpy()
 
     def critique(self, items: Sequence[FlawItem], advance: Advance | None = None) -> list[tuple[str, str | None]]:
         from superalign.models.generation import greedy
 
         prompts = [critic_messages(i.prompt, i.response) for i in items]
-        texts = greedy(self.lm, prompts, max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
-                       progress=advance)
-        return [(t, None) for t in texts]
+        if self.threshold is None:
+            texts = greedy(self.lm, prompts, max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
+                           progress=advance)
+            return [(t, None) for t in texts]
+        claims = [i for i, score in enumerate(self.flaw_scores(items)) if score > self.threshold]
+        out = [(NO_FLAW, None)] * len(items)
+        if claims:
+            from superalign.models.generation import GenerationConfig, generate
+
+            config = GenerationConfig(max_new_tokens=self.max_new_tokens, do_sample=False, temperature=0.0,
+                                      batch_size=self.batch_size)
+            texts = generate(self.lm, [prompts[i] for i in claims], config, reply_prefix='Quote: "')
+            for i, text in zip(claims, texts):
+                out[i] = (text, None)
+        if advance is not None:
+            advance(len(items))
+        return out
+
+
+def fit_threshold(scores, flawed) -> float:
+    """The threshold on a critic's flaw scores with the best balanced accuracy on labelled (train) responses:
+    the midpoint between the two scores where the best cut falls."""
+    import numpy as np
+
+    scores, flawed = np.asarray(scores, dtype=float), np.asarray(flawed, dtype=bool)
+    order = np.unique(scores)
+    cuts = np.r_[order[0] - 1.0, (order[1:] + order[:-1]) / 2, order[-1] + 1.0]
+    def balanced(cut: float) -> float:
+        claim = scores > cut
+        return 0.5 * (claim[flawed].mean() + (~claim[~flawed]).mean())
+    return float(max(cuts, key=balanced))
 
 
 class ChatCritic:
@@ -116,4 +163,4 @@ def train_critic(lm: LoadedModel, items: Sequence[FlawItem], training, progress:
             result.history)
 
 
-__all__ = ["ChatCritic", "ModelCritic", "OracleCritic", "score_critique", "train_critic", "training_demos"]
+__all__ = ["ChatCritic", "ModelCritic", "fit_threshold", "OracleCritic", "score_critique", "train_critic", "training_demos"]

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from superalign.critique import Config, CritiqueError
-from superalign.critique.critics import ChatCritic, ModelCritic, OracleCritic, score_critique, train_critic
+from superalign.critique.critics import (ChatCritic, ModelCritic, OracleCritic, fit_threshold, score_critique,
+                                         train_critic)
 from superalign.critique.judges import LimitedJudge, model_flaw_scores
 from superalign.progress import NullProgress, Progress
 from superalign.records import Critique, Flaw, Judgement, Metric, Record
@@ -61,8 +62,8 @@ def run(config: Config, lm, *, chat_critics: Sequence = (), stage: str = "critiq
         summary.setdefault("seconds", {})[name] = time.perf_counter() - start
     judge = LimitedJudge(**config.judge.model_dump())
     judgements = judge_all(judge, items, critiques)
-    metrics = critic_metrics(critiques, items, stage, lm.name) + judge_metrics(score_judgements(judgements),
-                                                                              stage, lm.name, judge.name)
+    metrics = critic_metrics(critiques, items, stage, lm.name) + decision_metrics(critics, items, stage, lm.name)
+    metrics += judge_metrics(score_judgements(judgements), stage, lm.name, judge.name)
     if config.model_judge:
         metrics += _model_judge(lm, items, critiques, config, stage, progress)
     if config.generator:
@@ -73,23 +74,36 @@ def run(config: Config, lm, *, chat_critics: Sequence = (), stage: str = "critiq
 
 
 def _critics(config: Config, lm, chat_critics: Sequence, progress: Progress, log) -> tuple[dict, dict]:
-    """name -> critic, in the config's order, then the chat roles; trains the critic when it is asked for."""
+    """name -> critic, in the config's order, then the chat roles; trains the critic when it is asked for, and
+    fits each model critic's decision threshold on the train split (``decision: calibrated``)."""
     out: dict = {}
-    summary: dict = {}
+    summary: dict = {"thresholds": {}}
+    train = train_items(config) if any(c in ("model", "trained") for c in config.critics) else []
     for name in config.critics:
-        if name == "model":
-            out[lm.name] = ModelCritic(lm, config.max_new_tokens, config.batch_size)
-        elif name == "oracle":
+        if name == "oracle":
             out["oracle"] = OracleCritic()
-        else:
-            train = train_items(config)
+            continue
+        model = lm
+        if name == "trained":
             start = time.perf_counter()
-            trained, history = train_critic(lm, train, config.training, progress=progress, log=log)
+            model, history = train_critic(lm, train, config.training, progress=progress, log=log)
             summary["training"] = {"history": history, "n": len(train), "seconds": time.perf_counter() - start}
-            out[trained.name] = ModelCritic(trained, config.max_new_tokens, config.batch_size)
+        critic = ModelCritic(model, config.max_new_tokens, config.batch_size)
+        if config.decision == "calibrated":
+            critic.threshold = fit_threshold(critic.flaw_scores(train), [i.flawed for i in train])
+            summary["thresholds"][critic.name] = critic.threshold
+        out[critic.name] = critic
     for role in chat_critics:
         out[role.name] = role if isinstance(role, ChatCritic) else ChatCritic(role)
     return out, summary
+
+
+def decision_metrics(critics: dict, items: Sequence[FlawItem], stage: str, model: str) -> list[Metric]:
+    """Each model critic's own discriminator: AUROC of its P(Quote) - P(No) over flawed vs clean test responses."""
+    labels = [i.flawed for i in items]
+    return [_metric(stage, f"critique.{name}.decision.auroc", auroc_interval(labels, critic.flaw_scores(items)),
+                    model, critic=name, what="its P(claiming a flaw), flawed vs clean")
+            for name, critic in critics.items() if isinstance(critic, ModelCritic)]
 
 
 def judge_all(judge: LimitedJudge, items: Sequence[FlawItem], critiques: Sequence[Critique]) -> list[Record]:

@@ -276,13 +276,14 @@ def _hf_decode(model: torch.nn.Module, batch: dict[str, torch.Tensor], max_new_t
 
 
 def generate_ids(lm: LoadedModel, prompts: list[list[dict]], config: GenerationConfig,
-                 progress: Callable[[int], None] | None = None) -> list[list[int]]:
+                 progress: Callable[[int], None] | None = None, reply_prefix: str = "") -> list[list[int]]:
     """Like `generate`, but returns the generated token ids (end-of-turn token excluded)."""
     if lm.kind != "decoder":
         raise ValueError(f"{lm.name} is an encoder ({lm.kind}); generation needs a decoder")
     if config.max_new_tokens < 0 or config.batch_size < 1:
         raise ValueError("max_new_tokens must be >= 0 and batch_size >= 1")
-    encoded = [prompt_ids(lm, messages) for messages in prompts]
+    prefix = lm.tokenizer(reply_prefix, add_special_tokens=False)["input_ids"] if reply_prefix else []
+    encoded = [prompt_ids(lm, messages) + prefix for messages in prompts]
     autocast = default_autocast(lm.model, "generate", config.bf16_autocast)
     results: list[list[int]] = [[] for _ in prompts]
     for indices in _length_sorted_batches([len(e) for e in encoded], config.batch_size):
@@ -296,16 +297,18 @@ def generate_ids(lm: LoadedModel, prompts: list[list[dict]], config: GenerationC
 
 
 def generate(lm: LoadedModel, prompts: list[list[dict]], config: GenerationConfig | None = None,
-             progress: Callable[[int], None] | None = None) -> list[str]:
+             progress: Callable[[int], None] | None = None, reply_prefix: str = "") -> list[str]:
     """Sample one assistant reply per chat prompt; returns the decoded new text, in prompt order.
 
     Applies the chat template with the generation prompt, left-pads batches of similar length, stops each
     row at end of turn (eos / <|im_end|>) or `max_new_tokens`. `progress(k)` is called after each batch
     with the number of prompts it finished (an increment, as `superalign.progress` expects).
+    ``reply_prefix`` starts every reply with that text (e.g. a critique's 'Quote: "'); the returned replies
+    include it.
     """
     config = config or GenerationConfig()
-    ids = generate_ids(lm, prompts, config, progress)
-    return [lm.tokenizer.decode(seq, skip_special_tokens=True) for seq in ids]
+    ids = generate_ids(lm, prompts, config, progress, reply_prefix)
+    return [reply_prefix + lm.tokenizer.decode(seq, skip_special_tokens=True) for seq in ids]
 
 
 def greedy(lm: LoadedModel, prompts: list[list[dict]], max_new_tokens: int = 128,
