@@ -341,7 +341,7 @@ class DebateTranscript(Record):
     id: str  # question id : protocol : setup
     question_id: str
     protocol: str  # naive | consultancy | debate
-    setup: str  # the debaters, e.g. "smollm2-135m-instruct bo4"
+    setup: str  # the debaters: "bo1", "bo3" (the model, best of n), "oracle", a chat role; "none" for naive
     question: str
     answers: list[str]
     correct: int

@@ -42,7 +42,7 @@ class Training(BaseModel):
     """LoRA SFT of the critic on the world's critiques of the train split."""
 
     model_config = ConfigDict(extra="forbid")
-    n_train: int = Field(160, ge=2, description="responses (flawed and clean) whose critiques it trains on")
+    n_train: int = Field(120, ge=2, description="responses (flawed and clean) whose critiques it trains on")
     lr: float = Field(1e-3, gt=0)
     epochs: int = Field(2, ge=1)
     batch_size: int = Field(8, ge=1)

@@ -21,7 +21,7 @@ def register(sub) -> None:
     p.add_argument("--critic-model", help="the model name the --critic endpoint serves")
     p.add_argument("--kinds", help="comma-separated flaw kinds: fact,instruction,policy,code (default: all)")
     p.add_argument("--n-test", type=int, help="test responses (default 48)")
-    p.add_argument("--n-train", type=int, help="responses the critic trains on (default 160)")
+    p.add_argument("--n-train", type=int, help="responses the critic trains on (default 120)")
     p.add_argument("--judge-k", type=int, help="sentences the limited judge reads unaided (default 2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="where critique.jsonl goes (default: runs/critique/TARGET)")

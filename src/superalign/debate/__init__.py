@@ -40,11 +40,11 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = True
-    n_questions: int = Field(40, ge=2, description="test questions, each argued under every protocol and setup")
+    n_questions: int = Field(32, ge=2, description="test questions, each argued under every protocol and setup")
     protocols: list[str] = Field(default_factory=lambda: list(PROTOCOLS))
     rounds: int = Field(2, ge=1, le=6, description="turns per debater (extra rounds added nothing in Kenton et al.)")
     order: Literal["simultaneous", "sequential"] = "simultaneous"
-    best_of: list[int] = Field(default_factory=lambda: [1, 4], description="debater setups of the model: best of "
+    best_of: list[int] = Field(default_factory=lambda: [1, 3], description="debater setups of the model: best of "
                                "n arguments by the model judge's preference (1: greedy)")
     oracle: bool = Field(True, description="also argue with the oracle debater (the skilled end of the plot)")
     judges: list[str] = Field(default_factory=lambda: list(JUDGES), description="simulated (limited "

@@ -1,6 +1,6 @@
 """``superalign debate``: naive, consultancy and debate on hidden-information questions, judge accuracy per protocol.
 
-    superalign debate smollm2-135m-instruct                                # greedy and best-of-4 debaters, oracle
+    superalign debate smollm2-135m-instruct                                # greedy and best-of-3 debaters, oracle
     superalign debate smollm2-135m-instruct --judge http://localhost:8000/v1 --judge-model llama-3.1-8b-instruct
     superalign debate score runs/studio/debate-export.jsonl                # a studio study, same scoring
 """
@@ -18,7 +18,7 @@ def register(sub) -> None:
     p.add_argument("--protocols", help="comma-separated: naive,consultancy,debate (default: all)")
     p.add_argument("--rounds", type=int, help="turns per debater (default 2)")
     p.add_argument("--order", choices=["simultaneous", "sequential"])
-    p.add_argument("--best-of", help="comma-separated n of the model's best-of-n debaters (default 1,4)")
+    p.add_argument("--best-of", help="comma-separated n of the model's best-of-n debaters (default 1,3)")
     p.add_argument("--no-oracle", action="store_true", help="leave out the oracle debater")
     p.add_argument("--judges", help="comma-separated: simulated,model (default: both)")
     p.add_argument("--judge-skill", type=float, help="the simulated judge's P(understanding a quote) (default 0.5)")
@@ -26,7 +26,7 @@ def register(sub) -> None:
     p.add_argument("--debater-model", help="the model name the --debater endpoint serves")
     p.add_argument("--judge", help="also a chat judge: a model source or an endpoint URL (with --judge-model)")
     p.add_argument("--judge-model", help="the model name the --judge endpoint serves")
-    p.add_argument("--n-questions", type=int, help="questions (default 40)")
+    p.add_argument("--n-questions", type=int, help="questions (default 32)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="where debate.jsonl goes (default: runs/debate/TARGET)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

@@ -74,7 +74,7 @@ def cmd_campaign_create(args) -> int:
     settings = {"task": args.task, "labels_per_item": args.labels_per_item, "gold_fraction": args.gold_fraction,
                 "assist": args.assist, "assist_p": args.assist_p, "scale": args.scale, "seed": args.seed,
                 "limit": args.limit, "lease_minutes": args.lease_minutes, "instructions": args.instructions or "",
-                "categories": _split(args.categories), "severities": _split(args.severities)}
+                "categories": _split(args.categories), "severities": _split(args.severities), "critic": args.critic}
     try:
         config = CampaignConfig(**{k: v for k, v in settings.items() if v is not None})
     except ValidationError as err:
@@ -259,6 +259,8 @@ def register(sub) -> None:
     c.add_argument("--assist", choices=["none", "all", "random"], default="random",
                    help="who sees an item's assistance (default: random per labeler x item, recorded)")
     c.add_argument("--assist-p", type=float, default=0.5, help="P(assisted) when --assist random")
+    c.add_argument("--critic", help="flaw campaigns from critique records (the assist stage's): whose critiques are "
+                   "the assistance (default: the first critic that is not the oracle)")
     c.add_argument("--scale", type=int, help="rating scale 1..N (default 7)")
     c.add_argument("--categories", help="flaw categories, comma-separated")
     c.add_argument("--severities", help="flaw severities, comma-separated")
