@@ -138,7 +138,7 @@ SNAPSHOT = Path(__file__).parent / "data" / "smoke_snapshot.json"
 def test_smoke_numbers_match_the_snapshot(smoke_run):
     """Same seeds, same records, same numbers: a change of any number is deliberate. First taken before the
     stage contract (issue 13, which kept them all); retaken when sampling changed on purpose (issue 14: the
-    fast sampler draws by inverse CDF; issue 17: the validate and stress stages joined the smoke run). Retake with SUPERALIGN_UPDATE_SNAPSHOT=1 and say why in the commit."""
+    fast sampler draws by inverse CDF; issue 17: the validate and stress stages joined the smoke run; issue 19: the assist stage joined, adding numbers and changing none). Retake with SUPERALIGN_UPDATE_SNAPSHOT=1 and say why in the commit."""
     import hashlib
 
     _, run_dir, _ = smoke_run
