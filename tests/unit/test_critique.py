@@ -139,6 +139,27 @@ def test_simulated_judgements_and_a_studio_style_export_score_the_same(items):
                                          - sum(scored[UNAIDED]["found"]) / len(flawed))
 
 
+def test_the_threshold_is_the_best_balanced_cut():
+    from superalign.critique.critics import fit_threshold
+
+    assert 1.0 < fit_threshold([0.0, 1.0, 2.0, 3.0], [False, False, True, True]) < 2.0
+    cut = fit_threshold([5.0, 0.0, 4.0, 1.0, 3.0], [True, False, True, False, False])
+    assert 3.0 < cut < 4.0  # flagging 3.0 would cost a clean response without finding a flaw
+
+
+def test_a_calibrated_critic_quotes_after_a_forced_start_and_says_no_flaw_below_its_threshold(items):
+    from superalign.critique.critics import ModelCritic
+    from superalign.models import load
+
+    critic = ModelCritic(load("tiny-llama"), max_new_tokens=8, batch_size=4)
+    scores = critic.flaw_scores(items[:6])
+    critic.threshold = float(sorted(scores)[2])  # the three highest claim a flaw
+    written = [t for t, _ in critic.critique(items[:6])]
+    claims = [s > critic.threshold for s in scores]
+    assert [t.startswith('Quote: "') for t in written] == claims
+    assert all(t == "No flaw." for t, c in zip(written, claims) if not c)
+
+
 def test_a_chat_critic_that_keeps_failing_is_recorded_as_a_failure_not_a_critique(items):
     from superalign.models.chat import ChatError
 

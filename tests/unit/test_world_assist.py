@@ -3,8 +3,6 @@ known locations, and hidden-information passages."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from superalign.world.code import TASKS, coding_tasks, extract_code, run_tests
@@ -26,9 +24,9 @@ SOURCE = "The capital of France is Paris.  Mei Chen keeps an otter at home!"
 def test_quote_verification(quote, status):
     check = check_quote(SOURCE, quote)
     assert check.status == status
-    if check.verified:
-        assert check.quote and SOURCE[check.start:check.end].lower().replace(" ", "")[:5] == \
-            "".join(c for c in quote.lower() if c.isalnum())[:5]
+    if check.verified:  # the span found is the quote, start to end, up to case, spaces and punctuation
+        alnum = lambda t: "".join(c for c in t.lower() if c.isalnum())  # noqa: E731
+        assert alnum(SOURCE[check.start:check.end]) == alnum(quote)
 
 
 def test_quotes_are_read_from_tags_first_then_double_quotes():
@@ -48,8 +46,8 @@ def test_every_reference_solution_passes_and_every_planted_bug_fails():
 
 
 def test_coding_task_splits_are_disjoint():
-    train, test = coding_tasks("train"), coding_tasks("test")
-    assert train and test and not {t.name for t in train} & {t.name for t in test}
+    names = [{t.name for t in coding_tasks(split)} for split in ("train", "validation", "test")]
+    assert all(names) and sum(map(len, names)) == len(set().union(*names)) == len(TASKS)
 
 
 def test_code_runs_with_a_time_limit_and_a_memory_limit():
@@ -77,12 +75,26 @@ def test_code_cannot_write_outside_its_temporary_directory(tmp_path):
     assert inside.passed  # its own temporary directory is writable
 
 
-def test_the_harness_result_cannot_be_forged_by_printing():
+def test_the_hidden_tests_cannot_be_gamed_from_inside():
     task = TASKS[0]
-    fake = 'print(\'{"error": "", "results": [true, true, true, true, true]}\')\n'
-    result = run_tests(fake + f"def {task.name}(x, lo, hi):\n    return 0", task)
-    assert not result.passed
-    assert "SUPERALIGN_NONCE" not in os.environ
+    # An object that claims to equal anything is compared by its JSON, here, where the expected answers are.
+    always = "class E:\n    def __eq__(self, other):\n        return True\n"
+    assert not run_tests(always + f"def {task.name}(x, lo, hi):\n    return E()", task).passed
+    # The child never receives the expected answers: printing a result line, even with the nonce, proves nothing.
+    forged = ("import sys\nnonce = sys.modules['__main__']._nonce\n"
+              "print(nonce + '{\"error\": \"\", \"outputs\": [\"0\", \"0\", \"0\", \"0\", \"0\"]}')\n")
+    assert not run_tests(forged + f"def {task.name}(x, lo, hi):\n    return 0", task).passed
+    # Walking frames up to the harness, or reaching the guard through gc, is refused.
+    walk = "try:\n    raise ValueError\nexcept ValueError as e:\n    frame = e.__traceback__.tb_frame\n"
+    for attempt in (walk, "import gc\n"):
+        result = run_tests(attempt + f"def {task.name}(x, lo, hi):\n    return max(lo, min(x, hi))", task)
+        assert not result.passed and "sandbox" in result.error, (attempt, result)
+
+
+def test_the_childs_output_is_capped():
+    task = TASKS[0]
+    flood = run_tests("print('x' * 10 ** 7)\n" + f"def {task.name}(x, lo, hi):\n    return max(lo, min(x, hi))", task)
+    assert not flood.passed and "limit" in flood.error
 
 
 def test_extract_code_takes_the_first_fenced_block():
@@ -115,6 +127,11 @@ def test_flaw_items_are_deterministic_and_splits_differ():
     a, b = flaw_items(3, "test", 12), flaw_items(3, "test", 12)
     assert [(i.response, i.flaws) for i in a] == [(i.response, i.flaws) for i in b]
     assert {i.response for i in flaw_items(3, "train", 12)} != {i.response for i in a}
+
+
+def test_a_flag_must_lie_mostly_on_the_flaw():
+    item = next(i for i in flaw_items(0, "test", 12) if i.kind == "fact" and i.flawed)
+    assert match_flags(item, [(0, len(item.response), "false_fact")]).n_found == 0  # the whole response: no credit
 
 
 def test_flags_score_against_known_flaws():

@@ -75,14 +75,13 @@ class Result(BaseModel):
 
 
 def check(config: Config, pipeline=None) -> None:
-    """Before any work: enough flawed and clean responses to measure (building them takes a fraction of a second)."""
-    from superalign.critique.study import test_items, train_items
+    """Before any work: enough flawed and clean responses in every split the critique study reads (building them
+    takes a fraction of a second)."""
+    from superalign.critique.study import check as check_critique
 
     critique_config, _ = config.sections()
     if critique_config.enabled:
-        test_items(critique_config)
-        if "trained" in critique_config.critics:
-            train_items(critique_config)
+        check_critique(critique_config)
 
 
 def run(config: Config, ctx: RunContext | None = None) -> Result:

@@ -45,7 +45,7 @@ class Training(BaseModel):
     n_train: int = Field(120, ge=2, description="responses (flawed and clean) whose critiques it trains on")
     lr: float = Field(1e-3, gt=0)
     epochs: int = Field(2, ge=1)
-    batch_size: int = Field(8, ge=1)
+    batch_size: int = Field(4, ge=1, description="4 keeps the stage's peak memory near the train stage's")
     max_length: int = Field(384, ge=16)
     seed: int = 0
     max_grad_norm: float | None = Field(1.0, gt=0)

@@ -57,10 +57,10 @@ def cmd_critique(args) -> int:
 
     if args.target == "score":
         return _score(args)
-    from superalign.critique.study import test_items
+    from superalign.critique.study import check
 
     config = _config(args)  # bad critics or kinds stop here, before any model loads
-    test_items(config)
+    check(config)
     from superalign.context import chat_role
 
     try:

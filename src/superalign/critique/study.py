@@ -40,8 +40,26 @@ def train_items(config: Config) -> list[FlawItem]:
     return _items(config, "train", config.training.n_train)
 
 
+def calibration_items(config: Config) -> list[FlawItem]:
+    """Responses of the validation split (other topics, cases and coding tasks than train and test) on which
+    model critics fit their decision threshold."""
+    return _items(config, "validation", config.n_test)
+
+
+def check(config: Config) -> None:
+    """Every split this config reads can give what it asks, before any model loads (CritiqueError if not)."""
+    test_items(config)
+    if "trained" in config.critics:
+        train_items(config)
+    if config.decision == "calibrated" and {"model", "trained"} & set(config.critics):
+        calibration_items(config)
+
+
 def _items(config: Config, split: str, n: int) -> list[FlawItem]:
-    items = flaw_items(config.world_seed, split, n, config.kinds, config.flawed_fraction)
+    try:
+        items = flaw_items(config.world_seed, split, n, config.kinds, config.flawed_fraction)
+    except ValueError as err:
+        raise CritiqueError(str(err)) from None
     if sum(i.flawed for i in items) < 2 or sum(not i.flawed for i in items) < 1:
         raise CritiqueError(f"{split}: {len(items)} responses give too few flawed or clean ones to measure "
                             "anything; raise n_test or change flawed_fraction")
@@ -75,26 +93,29 @@ def run(config: Config, lm, *, chat_critics: Sequence = (), stage: str = "critiq
 
 def _critics(config: Config, lm, chat_critics: Sequence, progress: Progress, log) -> tuple[dict, dict]:
     """name -> critic, in the config's order, then the chat roles; trains the critic when it is asked for, and
-    fits each model critic's decision threshold on the train split (``decision: calibrated``)."""
+    fits each model critic's decision threshold on the validation split (``decision: calibrated``)."""
     out: dict = {}
     summary: dict = {"thresholds": {}}
-    train = train_items(config) if any(c in ("model", "trained") for c in config.critics) else []
+    calibration = calibration_items(config) if config.decision == "calibrated" else []
     for name in config.critics:
         if name == "oracle":
             out["oracle"] = OracleCritic()
             continue
         model = lm
         if name == "trained":
+            train = train_items(config)
             start = time.perf_counter()
             model, history = train_critic(lm, train, config.training, progress=progress, log=log)
             summary["training"] = {"history": history, "n": len(train), "seconds": time.perf_counter() - start}
         critic = ModelCritic(model, config.max_new_tokens, config.batch_size)
-        if config.decision == "calibrated":
-            critic.threshold = fit_threshold(critic.flaw_scores(train), [i.flawed for i in train])
+        if calibration:
+            critic.threshold = fit_threshold(critic.flaw_scores(calibration), [i.flawed for i in calibration])
             summary["thresholds"][critic.name] = critic.threshold
         out[critic.name] = critic
     for role in chat_critics:
-        out[role.name] = role if isinstance(role, ChatCritic) else ChatCritic(role)
+        critic = role if isinstance(role, ChatCritic) else ChatCritic(role)
+        name = critic.name if critic.name not in out else f"{critic.name} (chat)"  # never overwrite the model's
+        out[name] = critic
     return out, summary
 
 
@@ -246,7 +267,8 @@ def gap_summary(metrics: Sequence[Metric], model_name: str) -> dict:
     """The generator-discriminator-critique numbers side by side (Saunders et al. 2022 §5)."""
     by = {m.name: m.value for m in metrics}
     return {"generator": by.get("gap.generator"), "discriminator": by.get("model_judge.unaided.auroc"),
-            "critique": {n.split(".")[1]: v for n, v in by.items() if n.startswith("critique.") and n.endswith(".found")}}
+            "critique": {n[len("critique."):-len(".found")]: v for n, v in by.items()
+                         if n.startswith("critique.") and n.endswith(".found")}}
 
 
 def _by_kind(critiques: Sequence[Critique]) -> dict:
@@ -265,5 +287,5 @@ def critique_metrics(records: Sequence[Record], stage: str = "critique", model: 
     return [m for m in judge_metrics(scored, stage, model, ",".join(judges)) if not math.isnan(m.value)]
 
 
-__all__ = ["Study", "UNAIDED", "critic_metrics", "critique_metrics", "gap_summary", "judge_all", "judge_metrics",
+__all__ = ["Study", "UNAIDED", "calibration_items", "check", "critic_metrics", "critique_metrics", "gap_summary", "judge_all", "judge_metrics",
            "run", "score_judgements"]

@@ -56,9 +56,18 @@ def speaker_name(turn: dict, protocol: str) -> str:
     return f"Consultant (argues {letter})" if protocol == "consultancy" else f"Debater {letter}"
 
 
+# Marks only the protocol may write: a debater that writes them itself would forge a verification.
+_FORGED = re.compile(r"</?\s*[uv]_quote\s*>", re.I)
+
+
+def unforged(text: str) -> str:
+    """A debater's text without any verification mark it wrote itself."""
+    return _FORGED.sub("", text)
+
+
 def marked_for_judge(turn: dict) -> str:
     """A turn's text with each quote marked verified or not (from its checked quotes, in order)."""
-    text = turn["text"]
+    text = unforged(turn["text"])
     for q in turn.get("quotes", []):
         tag = "v_quote" if q["status"] != "unverified" else "u_quote"
         marked = f"<{tag}>{q['text']}</{tag}>"
@@ -101,11 +110,15 @@ def checked_quotes(question: DebateQuestion, text: str) -> list[dict]:
 
 
 def parse_verdict(text: str) -> int:
-    """0 (A) or 1 (B) from a judge's reply; ValueError when it names neither or both first-thing."""
-    match = re.search(r"\b(?:answer\s*(?:is)?\s*:?\s*)?([AB])\b", text.strip())
-    if match is None:
-        raise ValueError("no A or B in the reply")
-    return LETTERS.index(match.group(1))
+    """0 (A) or 1 (B) from a judge's reply: "Answer: B" or "the answer is B" first; else the one letter standing
+    alone (the article "A" before a word does not count). ValueError when the reply names neither, or both."""
+    explicit = re.search(r"answer\s*(?:is)?\s*:?\s*\(?\b([AB])\b", text, re.I)
+    if explicit:
+        return LETTERS.index(explicit.group(1).upper())
+    letters = set(re.findall(r"\b([AB])\b(?!\s+(?!or\b|and\b)[a-z])", text))
+    if len(letters) != 1:
+        raise ValueError("no A or B in the reply" if not letters else "the reply names both A and B")
+    return LETTERS.index(letters.pop())
 
 
 __all__ = ["ARGUE_TEMPLATE", "JUDGE_TEMPLATE", "JudgeView", "LETTERS", "checked_quotes", "debater_messages",

@@ -36,7 +36,7 @@ def _setups(config: Config, lm, chat_debaters: Sequence) -> dict[str, object]:
                                      config.batch_size, config.seed)
     for role in chat_debaters:
         debater = role if isinstance(role, ChatDebater) else ChatDebater(role)
-        out[debater.name] = debater
+        out[debater.name if debater.name not in out else f"{debater.name} (chat)"] = debater
     if config.oracle:
         out["oracle"] = OracleDebater()
     return out
@@ -51,7 +51,7 @@ def _judges(config: Config, lm, questions: list[DebateQuestion], chat_judges: Se
         out[lm.name] = ModelJudge(lm, batch_size=config.batch_size)
     for role in chat_judges:
         judge = role if isinstance(role, ChatJudge) else ChatJudge(role)
-        out[judge.name] = judge
+        out[judge.name if judge.name not in out else f"{judge.name} (chat)"] = judge  # never overwrite the model's
     return out
 
 
@@ -162,7 +162,8 @@ def studio_verdicts(records: Sequence[Record]) -> list[Judgement]:
         if r.chosen not in answers:
             raise DebateError(f"studio record for {r.task_id}: the chosen response is not one of the answers")
         choice = answers.index(r.chosen)
-        assisted = (r.meta.get("studio") or {}).get("assisted", False)
+        # What the person was shown: an item whose turns all failed carries no assistance, so it is naive.
+        assisted = bool((r.meta.get("studio") or {}).get("assistance"))
         protocol = r.meta["protocol"] if assisted else "naive"
         out.append(Judgement(item_id=r.meta.get("transcript_id", r.task_id), judge=r.labeler, verdict=LETTERS[choice],
                              assisted=None if protocol == "naive" else protocol,

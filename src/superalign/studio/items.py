@@ -312,7 +312,9 @@ def _quote_for_people(turn: dict) -> str:
     """A debate turn as people read it: each checked quote marked as found in the passage or not."""
     import re
 
-    text = turn["text"]
+    # A debater that writes the marks itself would forge a verification: its own brackets are neutralised.
+    text = re.sub(r"\[(\s*(?:un)?verified quote)", r"(\1", turn["text"], flags=re.I)
+    text = re.sub(r"</?\s*[uv]_quote\s*>", "", text, flags=re.I)
     for q in turn.get("quotes", []):
         mark = "verified quote" if q["status"] != "unverified" else "unverified quote (not in the passage)"
         for form in (f"<quote>{q['text']}</quote>", f'"{q["text"]}"', f"“{q['text']}”"):

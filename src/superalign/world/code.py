@@ -14,6 +14,7 @@ from strong models in a container.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -245,92 +246,108 @@ class TestRun:
     results: list[bool] = field(default_factory=list)
 
 
-# Runs in the child: the guard first (before any untrusted code), then the code, then the tests.
-_HARNESS = r'''
-import json, os, sys
-ROOT = os.path.realpath(os.getcwd())
-NONCE = os.environ.pop("SUPERALIGN_NONCE")
-BLOCKED = ("subprocess.Popen", "os.system", "os.exec", "os.spawn", "os.fork", "os.forkpty", "os.posix_spawn",
-           "os.kill", "socket.", "ctypes.", "shutil.rmtree", "os.chdir", "pty.spawn", "sys.addaudithook")
-PATHS = ("os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.symlink", "os.link", "os.chmod", "os.chown",
-         "os.truncate", "os.utime", "os.unlink", "os.replace")
+# Runs in the child. Only the tests' inputs come in (the expected answers stay in the parent, which compares the
+# JSON of each output: an object that claims to equal anything compares as what it serializes to). The limits
+# and the guard are set before the untrusted code runs; the guard's settings live in a closure, frame walking
+# (restricted attributes such as tb_frame) is refused, and so are imports of gc, ctypes and inspect.
+_HARNESS = r"""
+import json, os, sys, resource
 
-def inside(path):
-    if isinstance(path, int):
-        return True
-    try:
-        real = os.path.realpath(os.fsdecode(path))
-    except Exception:
-        return False
-    return real == ROOT or real.startswith(ROOT + os.sep)
+def _install(memory, cpu):
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    root = os.path.realpath(os.getcwd())
+    blocked = ("subprocess.Popen", "os.system", "os.exec", "os.spawn", "os.fork", "os.forkpty", "os.posix_spawn",
+               "os.kill", "socket.", "ctypes.", "shutil.rmtree", "os.chdir", "pty.spawn", "sys.addaudithook",
+               "sys._getframe", "object.__getattr__", "function.__new__", "code.__new__")
+    paths = ("os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.symlink", "os.link", "os.chmod", "os.chown",
+             "os.truncate", "os.utime", "os.unlink", "os.replace")
+    modules = ("gc", "ctypes", "_ctypes", "__main__", "inspect", "resource", "_posixsubprocess", "posix", "signal")
 
-def guard(event, args):
-    if event.startswith(BLOCKED):
-        raise PermissionError(f"not allowed in the sandbox: {event}")
-    if event == "open":
-        path, mode, flags = args
-        writes = (mode and any(c in str(mode) for c in "wax+")) or (flags or 0) & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)
-        if (writes or str(os.fsdecode(path) if not isinstance(path, int) else "").startswith("/proc")) and not inside(path):
-            raise PermissionError(f"writing outside the sandbox: {path}")
-    elif event.startswith(PATHS) and args and not all(inside(a) for a in args[:2] if isinstance(a, (str, bytes, os.PathLike))):
-        raise PermissionError(f"not allowed outside the sandbox: {event} {args[:2]}")
-
-SPEC = json.loads(sys.stdin.read())
-sys.addaudithook(guard)
-scope = {"__name__": "solution"}
-out = {"error": "", "results": []}
-try:
-    exec(compile(SPEC["code"], "solution.py", "exec"), scope)
-    fn = scope[SPEC["name"]]
-except BaseException as err:
-    out["error"] = f"{type(err).__name__}: {err}"[:300]
-else:
-    for args, expected in SPEC["tests"]:
+    def inside(path):
+        if isinstance(path, int):
+            return True
         try:
-            got = fn(*[list(a) if isinstance(a, list) else a for a in args])
-            if isinstance(expected, list) and isinstance(got, (list, tuple)):
-                got = [list(g) if isinstance(g, tuple) else g for g in got]
-            out["results"].append(got == expected)
-        except BaseException:
-            out["results"].append(False)
-sys.stdout.write("\n" + NONCE + json.dumps(out) + "\n")
-'''
+            real = os.path.realpath(os.fsdecode(path))
+        except Exception:
+            return False
+        return real == root or real.startswith(root + os.sep)
+
+    def guard(event, args):
+        if event.startswith(blocked):
+            raise PermissionError(f"not allowed in the sandbox: {event}")
+        if event == "import" and args[0].split(".")[0] in modules:
+            raise PermissionError(f"not allowed in the sandbox: import {args[0]}")
+        if event == "open":
+            path, mode, flags = args
+            writes = (mode and any(c in str(mode) for c in "wax+")) or (flags or 0) & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)
+            special = not isinstance(path, int) and os.fsdecode(path).startswith(("/proc", "/dev/mem"))
+            if (writes or special) and not inside(path):
+                raise PermissionError(f"outside the sandbox: {path}")
+        elif event.startswith(paths) and not all(inside(a) for a in args[:2] if isinstance(a, (str, bytes, os.PathLike))):
+            raise PermissionError(f"not allowed outside the sandbox: {event}")
+    sys.addaudithook(guard)
+
+def _run(spec, nonce):
+    scope = {"__name__": "solution", "__builtins__": __builtins__}
+    out = {"error": "", "outputs": []}
+    try:
+        exec(compile(spec["code"], "solution.py", "exec"), scope)
+        fn = scope[spec["name"]]
+    except BaseException as err:
+        out["error"] = f"{type(err).__name__}: {err}"[:300]
+    else:
+        for args in spec["inputs"]:
+            try:
+                out["outputs"].append(json.dumps(fn(*args), sort_keys=True))
+            except BaseException:
+                out["outputs"].append(None)
+    sys.stdout.write("\n" + nonce + json.dumps(out) + "\n")
+    sys.stdout.flush()
+
+_spec = json.loads(sys.stdin.read())
+_nonce = os.environ.pop("SUPERALIGN_NONCE")
+_install(_spec.pop("memory"), _spec.pop("cpu"))
+del _install
+_run(_spec, _nonce)
+"""
 
 
-def _limits(memory_mb: int, cpu_seconds: int):
-    """preexec_fn of the child: address space, CPU time, file size and no core dumps."""
-    def apply() -> None:
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20))
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    return apply
+def _as_json(value) -> str:
+    """What an expected answer looks like after the child's JSON round trip (tuples become lists)."""
+    return json.dumps(json.loads(json.dumps(value)), sort_keys=True)
 
 
 def run_tests(code: str, task: CodingTask, timeout: float = 5.0, memory_mb: int = 512) -> TestRun:
-    """Run ``code`` (which must define the task's function) against its hidden tests in a limited child."""
+    """Run ``code`` (which must define the task's function) on the inputs of the task's hidden tests in a
+    limited child, and compare its outputs with the expected answers here."""
     n = len(task.tests)
     nonce = secrets.token_hex(8)
-    spec = json.dumps({"code": code, "name": task.name, "tests": [[list(a), e] for a, e in task.tests]},
-                      default=list)
+    spec = json.dumps({"code": code, "name": task.name, "inputs": [list(args) for args, _ in task.tests],
+                       "memory": memory_mb << 20, "cpu": max(1, int(timeout))})
     with tempfile.TemporaryDirectory(prefix="superalign-code-") as tmp:
         env = {"SUPERALIGN_NONCE": nonce, "HOME": tmp, "TMPDIR": tmp, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
-        try:
-            done = subprocess.run([sys.executable, "-I", "-S", "-c", _HARNESS], input=spec, capture_output=True,
-                                  text=True, cwd=tmp, env=env, timeout=timeout,
-                                  preexec_fn=_limits(memory_mb, max(1, int(timeout))))
-        except subprocess.TimeoutExpired:
-            return TestRun(False, 0, n, f"timed out after {timeout:g} s")
-    lines = [line for line in done.stdout.splitlines() if line.startswith(nonce)]
-    if not lines:
-        killed = {-9: "killed (over its CPU time limit)", -24: "over its CPU time limit"}
-        why = killed.get(done.returncode) or (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
-        return TestRun(False, 0, n, f"the child died: {why[:200]}")
-    out = json.loads(lines[-1][len(nonce):])
-    results = [bool(r) for r in out["results"]]
-    return TestRun(bool(results) and all(results) and len(results) == n, sum(results), n, out["error"], results)
+        out_path = os.path.join(tmp, ".stdout")
+        # Output goes to a file in the sandbox, so the file-size limit also caps what the child can print.
+        with open(out_path, "w+b") as out, open(os.devnull, "wb") as err:
+            try:
+                done = subprocess.run([sys.executable, "-I", "-S", "-c", _HARNESS], input=spec.encode(), stdout=out,
+                                      stderr=err, cwd=tmp, env=env, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                return TestRun(False, 0, n, f"timed out after {timeout:g} s")
+            out.seek(0)
+            stdout = out.read(2 << 20).decode("utf-8", "replace")
+    lines = [line for line in stdout.splitlines() if line.startswith(nonce)]
+    try:
+        result = json.loads(lines[-1][len(nonce):])
+        outputs = result["outputs"]
+    except (IndexError, ValueError, KeyError, TypeError):
+        return TestRun(False, 0, n, f"the child died (exit status {done.returncode}: over its CPU time, memory or "
+                                    "output limit, or crashed)")
+    results = [isinstance(o, str) and o == _as_json(expected) for o, (_, expected) in zip(outputs, task.tests)]
+    return TestRun(len(results) == n and all(results), sum(results), n, str(result.get("error", ""))[:300], results)
 
 
 def extract_code(text: str) -> str:
@@ -342,11 +359,12 @@ def extract_code(text: str) -> str:
 
 
 def coding_tasks(split: str) -> list[CodingTask]:
-    """Tasks of a split: ``train`` (the first two thirds, for critic training) or ``test`` (the rest)."""
-    cut = len(TASKS) * 2 // 3
-    if split not in ("train", "test"):
-        raise ValueError(f"unknown split {split!r} for coding tasks (train or test)")
-    return list(TASKS[:cut] if split == "train" else TASKS[cut:])
+    """Tasks of a split: ``train`` (9 tasks, for critic training), ``validation`` (2, for calibration) or
+    ``test`` (the last 5); no task is in two splits."""
+    cuts = {"train": TASKS[:9], "validation": TASKS[9:11], "test": TASKS[11:]}
+    if split not in cuts:
+        raise ValueError(f"unknown split {split!r} for coding tasks (train, validation or test)")
+    return list(cuts[split])
 
 
 __all__ = ["CodingTask", "PlantedBug", "TASKS", "TASKS_BY_NAME", "TestRun", "coding_tasks", "extract_code",

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from superalign.world.facts import ANIMALS, CAPITALS
 from superalign.world.policy import NAMES
-from superalign.world.quotes import overlaps
+from superalign.world.quotes import normalize_quote, overlaps
 from superalign.world.text import stable_seed
 
 # relation -> (sentence, question, distractor sentence, objects); "{s}" subject, "{o}" object, "{a}" its article
@@ -65,10 +65,14 @@ class DebateQuestion:
         return [f for (s, e), f in zip(self.sentences, self.facts) if f is not None and overlaps((s, e), (start, end))]
 
     def decisive_for(self, start: int, end: int) -> int | None:
-        """The answer (0/1) that a quoted span proves, if it states the asked relation of the asked subject."""
+        """The answer (0/1) that a quoted span proves: it must overlap the sentence that states the asked relation
+        of the asked subject and itself name both the subject and the object (a short generic quote such as "at
+        home" that happens to land on that sentence proves nothing)."""
+        quoted = f" {normalize_quote(self.passage[start:end])} "
         for f in self.facts_in(start, end):
             if f.subject == self.subject and f.relation == self.relation and f.obj in self.answers:
-                return self.answers.index(f.obj)
+                named = f" {normalize_quote(f.subject)} " in quoted and f" {normalize_quote(f.obj)} " in quoted
+                return self.answers.index(f.obj) if named else None
         return None
 
 
