@@ -132,7 +132,8 @@ def test_bad_input_is_one_line_before_any_work(tmp_path):
                           (["debate", "tiny-llama", "--protocols", "shouting"], "unknown protocols shouting"),
                           (["debate", "tiny-llama", "--best-of", "one"], "--best-of one"),
                           (["debate", "tiny-llama", "--judge", "http://localhost:9/v1"], "--judge-model"),
-                          (["assist", "--profile", "smoke", "--set", "assist.critique.n_test=4",
+                          (["assist", "--profile", "smoke", "--set", "assist.critique.n_test=4", "--set",
+                            "assist.critique.flawed_fraction=0.9",
                             "--set", "assist.critique.kinds=[fact]"], "too few flawed or clean")):
         proc = superalign(*args, home=tmp_path / "home", cwd=tmp_path)
         assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr)
