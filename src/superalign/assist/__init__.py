@@ -118,6 +118,7 @@ def run(config: Config, ctx: RunContext | None = None) -> Result:
 
 def _critique_notes(metrics: list[Metric], model: str) -> list[str]:
     """What the critique numbers say in words: does the trained critic help the judge, beyond its interval?"""
+    by = {m.name: m for m in metrics}
     out = []
     for m in metrics:
         if m.name.startswith("judge.") and m.name.endswith(".uplift") and m.meta.get("judge", "").startswith("sim"):
@@ -125,8 +126,10 @@ def _critique_notes(metrics: list[Metric], model: str) -> list[str]:
             if critic == "oracle":
                 continue
             verdict = "helps" if m.ci_low > 0 else "does not measurably help" if m.ci_high >= 0 else "hurts"
+            alone, aided = by.get("judge.unaided.false_flags"), by.get(f"judge.{critic}.false_flags")
+            cost = f"; false flags per response {alone.value:.2f} -> {aided.value:.2f}" if alone and aided else ""
             out.append(f"critiques by {critic} {verdict} the limited judge: {m.value:+.2f} flaws found per flawed "
-                       f"response [{m.ci_low:+.2f}, {m.ci_high:+.2f}]")
+                       f"response [{m.ci_low:+.2f}, {m.ci_high:+.2f}]{cost}")
     return out
 
 
