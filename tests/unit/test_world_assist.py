@@ -52,8 +52,8 @@ def test_coding_task_splits_are_disjoint():
 
 def test_code_runs_with_a_time_limit_and_a_memory_limit():
     task = TASKS[0]
-    assert run_tests(f"def {task.name}(x, lo, hi):\n    while True:\n        pass", task, timeout=1).error.startswith(
-        "timed out")
+    spin = run_tests(f"def {task.name}(x, lo, hi):\n    while True:\n        pass", task, timeout=1)
+    assert not spin.passed and ("timed out" in spin.error or "limit" in spin.error)
     hog = run_tests(f"def {task.name}(x, lo, hi):\n    return len(bytearray(2 * 1024 ** 3))", task, memory_mb=256)
     assert not hog.passed and hog.n_passed == 0
 
@@ -64,8 +64,8 @@ def test_code_cannot_write_outside_its_temporary_directory(tmp_path):
     attempts = [f"open({str(target)!r}, 'w').write('x')",
                 f"import os\nos.system('touch {target}')",
                 f"import pathlib\npathlib.Path({str(target)!r}).write_text('x')",
-                f"import shutil\nshutil.copy('/etc/hostname', {str(target)!r})",
-                f"import os\nos.rename('/etc/hostname', {str(target)!r})"]
+                f"import shutil\nopen('a.txt', 'w').write('x')\nshutil.copy('a.txt', {str(target)!r})",
+                f"import os\nopen('a.txt', 'w').write('x')\nos.rename('a.txt', {str(target)!r})"]
     for attempt in attempts:
         result = run_tests(attempt + f"\ndef {task.name}(x, lo, hi):\n    return max(lo, min(x, hi))", task)
         assert not result.passed and "sandbox" in result.error, (attempt, result)

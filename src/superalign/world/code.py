@@ -326,7 +326,7 @@ def run_tests(code: str, task: CodingTask, timeout: float = 5.0, memory_mb: int 
     n = len(task.tests)
     nonce = secrets.token_hex(8)
     spec = json.dumps({"code": code, "name": task.name, "inputs": [list(args) for args, _ in task.tests],
-                       "memory": memory_mb << 20, "cpu": max(1, int(timeout))})
+                       "memory": memory_mb << 20, "cpu": int(timeout) + 1})  # the wall clock fires first
     with tempfile.TemporaryDirectory(prefix="superalign-code-") as tmp:
         env = {"SUPERALIGN_NONCE": nonce, "HOME": tmp, "TMPDIR": tmp, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
         out_path = os.path.join(tmp, ".stdout")
