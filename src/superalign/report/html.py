@@ -570,6 +570,7 @@ def critique_view(metrics: list[Metric], critiques: list, info: dict | None) -> 
                      "false_flags": _cell_of(by.get(f"critique.{c}.false_flags")),
                      "verified": _cell_of(by.get(f"critique.{c}.verified")),
                      "category": _cell_of(by.get(f"critique.{c}.category")),
+                     "decision": _cell_of(by.get(f"critique.{c}.decision.auroc")),
                      "judge_found": _cell_of(by.get(f"judge.{c}.found")), "uplift": _cell_of(up),
                      "judge_false": _cell_of(by.get(f"judge.{c}.false_flags")),
                      "model_judge": _cell_of(by.get(f"model_judge.{c}.auroc")),
