@@ -46,19 +46,14 @@ def _config(args):
 def _explainer(args):
     from superalign.autointerp import InterpError
     from superalign.autointerp.explain import ChatExplainer, OfflineExplainer
+    from superalign.context import chat_role
 
     if args.explainer == "offline":
         return OfflineExplainer()
-    if args.explainer.startswith(("http://", "https://")):
-        from superalign.models.chat import OpenAIChatModel
-
-        if not args.explainer_model:
-            raise InterpError(f"{args.explainer}: say which model the endpoint serves (--explainer-model NAME)")
-        return ChatExplainer(OpenAIChatModel(args.explainer, args.explainer_model))
-    from superalign.context import load_local
-    from superalign.models.chat import LocalChatModel
-
-    return ChatExplainer(LocalChatModel(load_local(args.explainer, args.device)))
+    try:
+        return ChatExplainer(chat_role(args.explainer, args.explainer_model, args.device, "--explainer"))
+    except ValueError as err:
+        raise InterpError(str(err)) from None
 
 
 

@@ -32,14 +32,21 @@ class ModelCritic:
         self.lm, self.max_new_tokens, self.batch_size = lm, max_new_tokens, batch_size
         self.name = name or lm.name
         self.threshold = threshold
+        self._scores: dict[str, float] = {}  # item id -> flaw score
 
     def flaw_scores(self, items: Sequence[FlawItem]):
-        """log p("Quote") - log p("No") as the first token of its critique, per item (numpy [n])."""
+        """log p("Quote") - log p("No") as the first token of its critique, per item (numpy [n]). Kept per item
+        id: deciding and the decision's AUROC read the same scores, computed once."""
+        import numpy as np
+
         from superalign.models.generation import first_token_logprobs
 
-        logp = first_token_logprobs(self.lm, [critic_messages(i.prompt, i.response) for i in items],
-                                    [QUOTE_START, NO_FLAW], batch_size=self.batch_size)
-        return (logp[:, 0] - logp[:, 1]).numpy()
+        new = [i for i in items if i.id not in self._scores]
+        if new:
+            logp = first_token_logprobs(self.lm, [critic_messages(i.prompt, i.response) for i in new],
+                                        [QUOTE_START, NO_FLAW], batch_size=self.batch_size)
+            self._scores.update(zip((i.id for i in new), (logp[:, 0] - logp[:, 1]).tolist()))
+        return np.array([self._scores[i.id] for i in items])
 
     def critique(self, items: Sequence[FlawItem], advance: Advance | None = None) -> list[tuple[str, str | None]]:
         from superalign.models.generation import greedy

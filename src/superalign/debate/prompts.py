@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from superalign.world.passages import DebateQuestion
-from superalign.world.quotes import check_quote, extract_quotes
+from superalign.world.quotes import check_quote, extract_quotes, mark_quotes
 
 LETTERS = ("A", "B")
 
@@ -56,26 +56,13 @@ def speaker_name(turn: dict, protocol: str) -> str:
     return f"Consultant (argues {letter})" if protocol == "consultancy" else f"Debater {letter}"
 
 
-# Marks only the protocol may write: a debater that writes them itself would forge a verification.
-_FORGED = re.compile(r"</?\s*[uv]_quote\s*>", re.I)
-
-
-def unforged(text: str) -> str:
-    """A debater's text without any verification mark it wrote itself."""
-    return _FORGED.sub("", text)
-
-
 def marked_for_judge(turn: dict) -> str:
-    """A turn's text with each quote marked verified or not (from its checked quotes, in order)."""
-    text = unforged(turn["text"])
-    for q in turn.get("quotes", []):
-        tag = "v_quote" if q["status"] != "unverified" else "u_quote"
-        marked = f"<{tag}>{q['text']}</{tag}>"
-        for form in (f"<quote>{q['text']}</quote>", f'"{q["text"]}"', f"“{q['text']}”"):
-            if form in text:
-                text = text.replace(form, marked, 1)
-                break
-    return re.sub(r"</?quote>", "", text)  # unbalanced or empty tags: nothing to check, nothing to show
+    """A turn's text with each quote marked verified (``<v_quote>``) or not (``<u_quote>``)."""
+    def tag(quote: str, verified: bool) -> str:
+        name = "v_quote" if verified else "u_quote"
+        return f"<{name}>{quote}</{name}>"
+
+    return mark_quotes(turn["text"], turn.get("quotes", []), tag)
 
 
 def transcript_text(turns: list[dict], protocol: str) -> str:

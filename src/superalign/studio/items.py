@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from superalign.records import (AnyRecord, Critique, DebateTranscript, Demonstration, Evaluation, Preference,
                                 check_prompt, first_error, jsonl_objects)
 from superalign.studio import TASKS, StudioError
+from superalign.world.quotes import mark_quotes
 
 Task = Literal["pairwise", "rating", "flaw", "demonstration"]
 
@@ -310,18 +311,10 @@ def _pairwise(sources: list[Any], config: CampaignConfig) -> list[ItemSpec]:
 
 def _quote_for_people(turn: dict) -> str:
     """A debate turn as people read it: each checked quote marked as found in the passage or not."""
-    import re
+    def bracket(quote: str, verified: bool) -> str:
+        return f'[{"verified quote" if verified else "unverified quote (not in the passage)"}: "{quote}"]'
 
-    # A debater that writes the marks itself would forge a verification: its own brackets are neutralised.
-    text = re.sub(r"\[(\s*(?:un)?verified quote)", r"(\1", turn["text"], flags=re.I)
-    text = re.sub(r"</?\s*[uv]_quote\s*>", "", text, flags=re.I)
-    for q in turn.get("quotes", []):
-        mark = "verified quote" if q["status"] != "unverified" else "unverified quote (not in the passage)"
-        for form in (f"<quote>{q['text']}</quote>", f'"{q["text"]}"', f"“{q['text']}”"):
-            if form in text:
-                text = text.replace(form, f'[{mark}: "{q["text"]}"]', 1)
-                break
-    return re.sub(r"</?quote>", "", text).strip() or "(nothing)"
+    return mark_quotes(turn["text"], turn.get("quotes", []), bracket).strip() or "(nothing)"
 
 
 def _debate_item(t: DebateTranscript) -> ItemSpec:

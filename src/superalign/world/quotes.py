@@ -81,9 +81,29 @@ def extract_quotes(text: str) -> list[str]:
     return [q.strip() for q in _QUOTED.findall(text) if q.strip()]
 
 
+# Verification marks only a checker may write: the judge's tags and the studio's brackets. A speaker who writes
+# them itself would forge a verification, so they are stripped (tags) or neutralised (brackets) first.
+_FORGED_TAGS = re.compile(r"</?\s*[uv]_quote\s*>", re.I)
+_FORGED_BRACKETS = re.compile(r"\[(\s*(?:un)?verified quote)", re.I)
+
+
+def mark_quotes(text: str, quotes: list[dict], mark) -> str:
+    """``text`` with each checked quote (``{"text", "status"}``, in order) replaced by ``mark(quote, verified)``
+    wherever it stands in ``<quote>`` tags or double quotes; marks the speaker forged are removed first and
+    leftover ``<quote>`` tags dropped (nothing to check there, nothing to show)."""
+    text = _FORGED_BRACKETS.sub(r"(\1", _FORGED_TAGS.sub("", text))
+    for q in quotes:
+        for form in (f"<quote>{q['text']}</quote>", f'"{q["text"]}"', f"“{q['text']}”"):
+            if form in text:
+                text = text.replace(form, mark(q["text"], q["status"] != "unverified"), 1)
+                break
+    return re.sub(r"</?quote>", "", text)
+
+
 def overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
     """Whether two half-open character spans share at least one character."""
     return a[0] < b[1] and b[0] < a[1]
 
 
-__all__ = ["MIN_CHARS", "QuoteCheck", "Status", "check_quote", "extract_quotes", "normalize_quote", "overlaps"]
+__all__ = ["MIN_CHARS", "QuoteCheck", "Status", "check_quote", "extract_quotes", "mark_quotes", "normalize_quote",
+           "overlaps"]
