@@ -180,22 +180,6 @@ def _stage_cli(stage) -> types.ModuleType | None:
     return package if any(hasattr(package, f) for f in ("add_arguments", "overrides", "show")) else None
 
 
-def _upstream_closure(config, name: str) -> list[str]:
-    """Every stage whose results ``name`` reads, directly or through another (in no particular order)."""
-    from superalign.pipeline import upstream_stages
-    from superalign.stages import get
-
-    found: list[str] = []
-    todo = [name]
-    while todo:
-        current = todo.pop()
-        for needed in upstream_stages(get(current).inputs(config.section(current))):
-            if needed not in found:
-                found.append(needed)
-                todo.append(needed)
-    return found
-
-
 def _add_stage_command(sub, stage) -> None:
     p = sub.add_parser(stage.name, aliases=list(stage.aliases), help=f"stage {stage.name}: {stage.help}",
                        description=f"Stage {stage.name}: {stage.help}. Flags set fields of the '{stage.name}' "
@@ -213,14 +197,13 @@ def _add_stage_command(sub, stage) -> None:
             updates.update(extra.overrides(args))
         args.overrides = [*args.overrides, f"stages=[{stage.name}]"]
         config = load_config_from(args, {stage.name: updates} if updates else None)
-        from superalign.stages import names as stage_names
+        from superalign.pipeline import with_upstream
 
-        needed = _upstream_closure(config, stage.name)
+        config = with_upstream(config, stage.name)
+        needed = [n for n in config.stages if n != stage.name]
         if needed:  # e.g. validate red-teams the train stage's policy: that stage runs first, or is reused
             print(f"{stage.name} reads the results of {', '.join(needed)}: running (or reusing) it first",
                   file=sys.stderr)
-            wanted = {*needed, stage.name}
-            config = config.model_copy(update={"stages": [n for n in stage_names() if n in wanted]})
         show = getattr(extra, "show", None) if extra is not None else None
         return _run(config, args, show)
 
@@ -358,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     from superalign.probes.cli import register as register_probes
     from superalign.redteam.cli import register as register_redteam
     from superalign.studio.cli import register as register_studio  # light: web imports happen in its commands
+    from superalign.sweep.cli import register as register_sweep
 
     register_organisms(sub)
     register_redteam(sub)
@@ -367,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_critique(sub)
     register_debate(sub)
     register_studio(sub)
+    register_sweep(sub)
     return parser
 
 
@@ -380,7 +365,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
             "superalign.organisms": ("OrganismError",), "superalign.redteam": ("RedTeamError",),
             "superalign.audit": ("AuditError",), "superalign.probes": ("ProbeError",),
             "superalign.autointerp": ("InterpError",), "superalign.critique": ("CritiqueError",),
-            "superalign.debate": ("DebateError",),
+            "superalign.debate": ("DebateError",), "superalign.sweep": ("SweepError",),
             "superalign.stages": ("InputMissing",), "superalign.world.vault": ("TaskDataError",),
             "superalign.rlhf.feedback": ("FeedbackDataError",), "superalign.rlhf.reward_model": ("TokenizerMismatch",)}
     for module, names in lazy.items():

@@ -93,6 +93,57 @@ def stage_key(name: str, section, input_hashes: dict, device: str) -> str:
                    "precision": compute_precision(device), "code": code_version()})
 
 
+def stage_keys(config: PipelineBase, hashes: dict[str, dict]) -> dict[str, str]:
+    """``{stage: cache key}`` for the configured stages, given their input hashes (:func:`prepare_inputs`).
+
+    A stage that reads another's results is as new as they are: their keys are part of its own.
+    """
+    device = resolve_device(config.device)
+    keys: dict[str, str] = {}
+    for name in config.stages:
+        section = config.section(name)
+        upstream = upstream_stages(stage_list.get(name).inputs(section))
+        keys[name] = stage_key(name, section, {**hashes[name], **{f"stage:{s}": keys[s] for s in upstream}}, device)
+    return keys
+
+
+def with_upstream(config: PipelineBase, name: str) -> PipelineBase:
+    """``config`` running stage ``name`` and every stage whose results it reads, directly or through another
+    (e.g. validate red-teams the train stage's policy), in pipeline order."""
+    wanted, todo = {stage_list.get(name).name}, [name]
+    while todo:
+        current = todo.pop()
+        for needed in upstream_stages(stage_list.get(current).inputs(config.section(current))):
+            if needed not in wanted:
+                wanted.add(needed)
+                todo.append(needed)
+    return config.model_copy(update={"stages": [n for n in stage_list.names() if n in wanted]})
+
+
+def run_dir(config: PipelineBase, root: str | Path) -> Path:
+    """Where :func:`run_pipeline` keeps this config's run (the same config, the same directory)."""
+    from superalign.runs import config_hash
+
+    return Path(root) / f"{run_name(config)}-{config_hash(config)}"
+
+
+def finished(config: PipelineBase, root: str | Path, hashes: dict[str, dict] | None = None) -> bool:
+    """True when every configured stage of ``config`` has finished under ``root`` with its current key (so
+    :func:`run_pipeline` would compute nothing). ``hashes``: :func:`prepare_inputs`' answer, when known."""
+    import json
+
+    hashes = hashes if hashes is not None else prepare_inputs(config, log=lambda _: None, pull=False)
+    path = run_dir(config, root)
+    for name, key in stage_keys(config, hashes).items():
+        try:
+            done = json.loads((path / "stages" / f"{name}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        if done.get("key") != key or "results" not in done:
+            return False
+    return True
+
+
 def run_name(config: PipelineBase) -> str:
     """Readable prefix of the run directory; the config hash follows it."""
     model = Path(config.model).name if "/" in config.model else config.model
@@ -155,16 +206,14 @@ def run_pipeline(config: PipelineBase, root: str | Path = "runs", progress: Prog
     run = Run.open(root, run_name(config), config)
     log = _also_to_file(log, run.path / "log.txt")
     outcome = PipelineOutcome(run_dir=run.path, report=run.path / "report.html")
-    keys: dict[str, str] = {}
+    keys = stage_keys(config, hashes)
     for name in config.stages:
         stage, section = stage_list.get(name), config.section(name)
         upstream = upstream_stages(stage.inputs(section))
         ctx = RunContext(progress=progress, log=log, work_dir=run.work_dir(name), cache_dir=root / ".cache" / name,
                          device_request=config.device, force=force, input_hashes=hashes[name],
                          upstream={s: run.stage_results(s) or {} for s in upstream})
-        # A stage that reads another's results is as new as they are: their keys are part of its own.
-        key = stage_key(name, section, {**hashes[name], **{f"stage:{s}": keys[s] for s in upstream}}, ctx.device)
-        keys[name] = key
+        key = keys[name]
         if not force and (run.stage_done(name, key) or _reuse_from_store(run, name, key, root)):
             log(f"{name}: reusing finished results (key {key})")
             outcome.reused.append(name)
@@ -248,5 +297,5 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
-__all__ = ["InputMissing", "PipelineOutcome", "prepare_inputs", "required_models", "run_name", "run_pipeline",
-           "stage_key"]
+__all__ = ["InputMissing", "PipelineOutcome", "finished", "prepare_inputs", "required_models", "run_dir", "run_name",
+           "run_pipeline", "stage_key", "stage_keys", "with_upstream"]
