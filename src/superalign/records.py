@@ -350,9 +350,60 @@ class DebateTranscript(Record):
     meta: dict[str, Any] = Field(default_factory=dict)
 
 
+class ResearchStep(Record):
+    """One experiment of the automated researcher: an idea (a point of its search space), its score over the
+    search seeds as the evaluation server returned it, and whether the researcher kept it."""
+
+    type: Literal["research_step"] = "research_step"
+    step: int  # 0 is the unchanged config (the baseline every idea is compared with)
+    proposer: str  # random | tpe | a chat role
+    idea: dict[str, Any]  # {dotted config key: value}
+    rationale: str = ""  # the proposer's words, when it gave any
+    objective: str  # what is maximized, e.g. "mean pgr_accuracy over tasks"
+    value: float | None = None  # mean over seeds (None: the run failed)
+    ci_low: float | None = None
+    ci_high: float | None = None
+    per_seed: dict[str, float] = Field(default_factory=dict)
+    kept: bool = False  # the best so far when it finished
+    seconds: float = 0.0
+    error: str | None = None
+
+
+class ResearchFinding(Record):
+    """The researcher's claim: its best idea, its gain over the baseline on the seeds it searched on, and the
+    same comparison on fresh seeds it never saw. ``review`` is a person's verdict from the studio."""
+
+    type: Literal["research_finding"] = "research_finding"
+    id: str
+    claim: str
+    idea: dict[str, Any]
+    objective: str
+    search_seeds: list[int]
+    search_gain: float
+    search_ci: list[float | None]  # [low, high], t-interval over the search seeds (paired by seed)
+    fresh_seeds: list[int]
+    fresh_gain: float | None = None
+    fresh_ci: list[float | None] = Field(default_factory=lambda: [None, None])
+    held: bool | None = None  # the fresh-seed interval excludes 0 in the claimed direction
+    cost: dict[str, Any] = Field(default_factory=dict)  # runs, seconds, server queries
+    review: dict[str, Any] | None = None  # {"verdict": accept | reject, "comment", "reviewer"}
+
+
+class ExploitAttempt(Record):
+    """An attempt to reach ground truth outside the evaluation server's answer: a label read through its API,
+    a label file opened by the agent's process, a probe of the scorer. Logged by the server or the sandbox."""
+
+    type: Literal["exploit_attempt"] = "exploit_attempt"
+    source: str  # server | sandbox
+    kind: str  # label_read | label_file | probing | unknown_route | rate_limit | budget
+    detail: str
+    at: str = ""  # UTC time
+
+
 AnyRecord = Annotated[Union[Preference, Demonstration, Judgement, Flaw, Evaluation, Metric, OptimizationPoint,
                             W2SScore, W2SSeed, AttackAttempt, AuditFinding, ProbeResult,
-                            UnitExplanation, Critique, DebateTranscript],
+                            UnitExplanation, Critique, DebateTranscript, ResearchStep, ResearchFinding,
+                            ExploitAttempt],
                       Field(discriminator="type")]
 _ANY = TypeAdapter(AnyRecord)
 R = TypeVar("R", bound=Record)

@@ -64,13 +64,15 @@ class Inputs:
     checks: list[Callable[[], None]] = field(default_factory=list)
     # Earlier stages whose results this one reads (e.g. validate red-teams the train stage's policy).
     stages: list[str] = field(default_factory=list)
+    # Other content the results depend on, already hashed (e.g. the tasks an evaluation server serves).
+    extra: dict[str, str] = field(default_factory=dict)
 
     def hashes(self) -> dict[str, str]:
-        """``{"model:NAME": weights hash, "file:PATH": content hash}``: what a cache key must include."""
+        """``{"model:NAME": weights hash, "file:PATH": content hash, ...extra}``: what a cache key must include."""
         from superalign.models.sources import fingerprint
 
         return {**{f"model:{m}": fingerprint(m) for m in self.models},
-                **{f"file:{p}": file_digest(Path(p)) for p in self.files}}
+                **{f"file:{p}": file_digest(Path(p)) for p in self.files}, **self.extra}
 
 
 def file_digest(path: Path) -> str:

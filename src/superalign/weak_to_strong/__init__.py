@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from superalign.context import RunContext
 from superalign.progress import Progress
 from superalign.records import Metric, W2SScore, W2SSeed
-from superalign.stages import Inputs
+from superalign.stages import InputMissing, Inputs
 from superalign.world.binary import WORLD_TASKS
 from superalign.world.vault import TaskDataError as W2SDataError
 
@@ -166,6 +166,9 @@ class Config(BaseModel):
     confidence: ConfidenceConfig = Field(default_factory=ConfidenceConfig)
     bootstrap_loss: Literal["naive", "confidence"] = Field("naive", description="loss along the bootstrapping chain")
     min_gap: float = Field(0.02, ge=0, description="smallest ceiling-weak gap for which PGR is reported")
+    eval_server: str | None = Field(None, description="URL of an evaluation server (superalign.eval_server) that "
+                                                      "holds the world tasks: texts come from it, and every label "
+                                                      "read and score goes through it (the task sizes are its own)")
 
     @field_validator("weak", "strong", "intermediates")
     @classmethod
@@ -207,6 +210,8 @@ class Config(BaseModel):
             raise ValueError("no task: list world tasks in `tasks` or give a `dataset`")
         if not self.methods:
             raise ValueError("methods is empty: choose from naive, confidence, bootstrap")
+        if self.eval_server is not None and self.dataset is not None:
+            raise ValueError("eval_server serves world tasks only: leave out `dataset`")
         return self
 
     def resolved_pairs(self) -> list[tuple[str, str]]:
@@ -319,7 +324,12 @@ def build_tasks(config: Config) -> list:
     from superalign.world.vault import check_task
 
     sizes = {name: config.task_sizes.get(name, [config.n_train, config.n_test]) for name in config.tasks}
-    tasks = [world_task(name, config.seed, *sizes[name]) for name in config.tasks]
+    if config.eval_server is not None:  # the labels stay on the server; only texts come here
+        from superalign.world.remote import remote_task
+
+        tasks = [remote_task(config.eval_server, name) for name in config.tasks]
+    else:
+        tasks = [world_task(name, config.seed, *sizes[name]) for name in config.tasks]
     if config.dataset is not None:
         d = config.dataset
         tasks.append(load_file_task(d.path, d.text_column, d.label_column, d.text_b_column, d.group_column,
@@ -391,8 +401,23 @@ def run(config: Config, ctx: RunContext | None = None, cache_dir: str | os.PathL
 
 
 def inputs(config: Config) -> Inputs:
-    """Every model of every pair and of the bootstrapping chain, and the dataset file when given."""
-    return Inputs(models=config.model_names(), files=[config.dataset.path] if config.dataset is not None else [])
+    """Every model of every pair and of the bootstrapping chain, the dataset file when given, and the tasks an
+    evaluation server serves (their texts' fingerprints: another world behind the same URL is another input)."""
+    extra = {}
+    if config.eval_server is not None:
+        from superalign.world.remote import EvalClient, ServerUnreachable
+
+        try:
+            served = EvalClient(config.eval_server).tasks()
+        except ServerUnreachable as err:
+            raise InputMissing(f"generalize: {err}") from None
+        missing = [t for t in config.tasks if t not in served]
+        if missing:
+            raise InputMissing(f"generalize: the evaluation server at {config.eval_server} does not serve "
+                               f"{', '.join(missing)} (it serves {', '.join(served) or 'nothing'})")
+        extra = {f"served:{t}": served[t] for t in config.tasks}
+    return Inputs(models=config.model_names(), files=[config.dataset.path] if config.dataset is not None else [],
+                  extra=extra)
 
 
 def pgr_table(scores: list[W2SScore], methods: list[str]) -> list[dict]:

@@ -77,6 +77,27 @@ class LabelVault:
         auc = auroc(y, probs) if 0 < y.sum() < y.size else float("nan")
         return Scores(accuracy=float(correct.mean()), auroc=auc, n=int(y.size), correct=correct)
 
+    def save(self, path) -> None:
+        """Write the labels to ``path``, readable by this user only: the evaluation server's label file, which
+        the agent's sandbox refuses to open (:mod:`superalign.eval_server.sandbox`)."""
+        import json
+        import os
+
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(self.__labels, f)
+
+    @classmethod
+    def load(cls, path) -> "LabelVault":
+        import json
+        from pathlib import Path
+
+        return cls(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def ids(self) -> frozenset[str]:
+        """The example ids it holds labels for (not the labels)."""
+        return frozenset(self.__labels)
+
     def class_counts(self, examples: Sequence[Example]) -> tuple[int, int]:
         """(negatives, positives) among ``examples`` - the balance, not which example is which."""
         pos = sum(self.__labels[e.id] for e in examples)
