@@ -41,7 +41,7 @@ class PipelineBase(BaseModel):
     model: str = Field("smollm2-135m-instruct", description="model name, HF id or local directory")
     seed: int = Field(0, ge=0, description="seed of the task world and of sampling")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where models run (auto: CUDA when present)")
-    stages: list[str] = Field(default_factory=stage_list.names, description="stages to run, in pipeline order")
+    stages: list[str] = Field(default_factory=stage_list.main_names, description="stages to run, in pipeline order")
 
     @field_validator("stages")
     @classmethod

@@ -386,6 +386,7 @@ class ResearchFinding(Record):
     fresh_ci: list[float | None] = Field(default_factory=lambda: [None, None])
     held: bool | None = None  # the fresh-seed interval excludes 0 in the claimed direction
     cost: dict[str, Any] = Field(default_factory=dict)  # runs, seconds, server queries
+    per_seed: dict[str, Any] = Field(default_factory=dict)  # {"search" | "fresh": {"idea" | "baseline": {seed: value}}}
     review: dict[str, Any] | None = None  # {"verdict": accept | reject, "comment", "reviewer"}
 
 

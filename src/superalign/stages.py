@@ -92,6 +92,7 @@ class Stage:
     module: str  # the package, imported on first use
     help: str
     aliases: tuple[str, ...] = ()  # older spellings, accepted by the CLI and in ``stages: [...]``
+    main: bool = True  # part of the main job (``superalign run``); False: run by name only (its subcommand)
 
     @property
     def package(self) -> ModuleType:
@@ -129,6 +130,9 @@ STAGES: list[Stage] = [
     Stage("generalize", "superalign.weak_to_strong", "weak-to-strong generalization: PGR over seeds", ("w2s",)),
     Stage("validate", "superalign.validate", "automated red-teaming of the trained policy, and a DPO patch from it"),
     Stage("stress", "superalign.stress", "a zoo of misaligned model organisms, audited blind and scored"),
+    # Many runs of another stage: by name only (superalign research), never part of the main job.
+    Stage("research", "superalign.researcher", "the automated researcher: proposes weak-to-strong ideas, runs each "
+          "on several seeds against the evaluation server, keeps the best and checks it on fresh seeds", main=False),
 ]
 
 
@@ -139,6 +143,11 @@ class UnknownStage(ValueError):
 def names() -> list[str]:
     """Stage names in pipeline order."""
     return [s.name for s in STAGES]
+
+
+def main_names() -> list[str]:
+    """The main job's stages (``superalign run`` with no ``stages`` set), in pipeline order."""
+    return [s.name for s in STAGES if s.main]
 
 
 def get(name: str) -> Stage:
@@ -161,4 +170,4 @@ def unregister(name: str) -> None:
     STAGES[:] = [s for s in STAGES if s.name != name]
 
 
-__all__ = ["InputMissing", "Inputs", "STAGES", "Stage", "StageResult", "UnknownStage", "get", "names", "register", "unregister"]
+__all__ = ["InputMissing", "Inputs", "STAGES", "Stage", "StageResult", "UnknownStage", "get", "main_names", "names", "register", "unregister"]

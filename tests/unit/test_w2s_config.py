@@ -5,15 +5,17 @@ from __future__ import annotations
 import pytest
 
 from superalign.config import ConfigError, load_config
-from superalign.stages import names
+from superalign.stages import main_names, names
 from superalign.pipeline import required_models
 from superalign.weak_to_strong import Config
 
 
 def test_generalize_follows_train_and_inherits_model_and_seed():
-    # DESIGN.md's order: baseline, train, assist, generalize, validate, stress.
-    assert names() == ["baseline", "train", "assist", "generalize", "validate", "stress"]
+    # DESIGN.md's order: baseline, train, assist, generalize, validate, stress; the researcher by name only.
+    assert main_names() == ["baseline", "train", "assist", "generalize", "validate", "stress"]
+    assert names() == [*main_names(), "research"]
     config = load_config("smoke", seed=3)
+    assert config.stages == main_names()
     g = config.generalize
     assert g.model == "tiny-llama" and g.seed == 3
     assert g.resolved_pairs() == [("tiny-gpt2", "tiny-llama")]

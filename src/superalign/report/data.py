@@ -10,9 +10,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from superalign.records import (AttackAttempt, AuditFinding, Critique, DebateTranscript, Evaluation, Flaw, Judgement,
-                                Metric, OptimizationPoint, Preference, ProbeResult, RecordFileError, UnitExplanation,
-                                W2SScore, W2SSeed, iter_jsonl)
+from superalign.records import (AttackAttempt, AuditFinding, Critique, DebateTranscript, Evaluation, ExploitAttempt, Flaw,
+                                Judgement, Metric, OptimizationPoint, Preference, ProbeResult, RecordFileError,
+                                ResearchFinding, ResearchStep, UnitExplanation, W2SScore, W2SSeed, iter_jsonl)
 
 
 @dataclass
@@ -35,6 +35,9 @@ class StageData:
     critiques: list[Critique] = field(default_factory=list)
     flaws: list[Flaw] = field(default_factory=list)
     transcripts: list[DebateTranscript] = field(default_factory=list)
+    research_steps: list[ResearchStep] = field(default_factory=list)
+    research_findings: list[ResearchFinding] = field(default_factory=list)
+    exploits: list[ExploitAttempt] = field(default_factory=list)
 
 
 @dataclass
@@ -53,7 +56,8 @@ class RunData:
 # record class -> StageData list it goes to (records of a stage's file belong to that stage)
 _LISTS = {Preference: "preferences", Judgement: "judgements", OptimizationPoint: "points", W2SScore: "w2s_scores",
           W2SSeed: "w2s_seeds", AttackAttempt: "attempts", AuditFinding: "findings", ProbeResult: "probe_results",
-          UnitExplanation: "units", Critique: "critiques", Flaw: "flaws", DebateTranscript: "transcripts"}
+          UnitExplanation: "units", Critique: "critiques", Flaw: "flaws", DebateTranscript: "transcripts",
+          ResearchStep: "research_steps", ResearchFinding: "research_findings", ExploitAttempt: "exploits"}
 
 
 def _read_records(path: Path, warnings: list[str]) -> list:

@@ -699,6 +699,32 @@ def audit_view(findings: list[AuditFinding], metrics: list[Metric]) -> dict | No
                              | ({"white-box"} if inside else set()))}
 
 
+# --- the automated researcher ------------------------------------------------------------------------------
+
+
+def research_view(st: StageData) -> dict[str, Any] | None:
+    """The best finding (claim, gain with its intervals on search and fresh seeds, cost, a person's review), the
+    research log, and the exploit attempts; None for a stage that has none of them."""
+    if not (st.research_steps or st.research_findings or st.exploits):
+        return None
+    base = next((s.idea for s in st.research_steps if s.step == 0), {})
+    steps = [{"step": s.step, "proposer": s.proposer, "kept": s.kept, "seconds": f"{s.seconds:.0f}",
+              "change": ", ".join(f"{k}={_short(v)}" for k, v in s.idea.items() if v != base.get(k)) or "(baseline)",
+              "value": "failed" if s.value is None else fmt(s.value), "interval": fmt_interval(s.ci_low, s.ci_high),
+              "rationale": s.rationale, "error": s.error} for s in st.research_steps]
+    findings = [{"claim": f.claim, "held": f.held, "search": f"{f.search_gain:+.3f} {fmt_interval(*f.search_ci)}",
+                 "search_seeds": ", ".join(map(str, f.search_seeds)), "fresh_seeds": ", ".join(map(str, f.fresh_seeds)),
+                 "fresh": "—" if f.fresh_gain is None else f"{f.fresh_gain:+.3f} {fmt_interval(*f.fresh_ci)}",
+                 "cost": ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in f.cost.items()), "review": f.review,
+                 "change": ", ".join(f"{k}={_short(v)}" for k, v in f.idea.items() if v != base.get(k))}
+                for f in st.research_findings]
+    return {"steps": steps, "findings": findings, "exploits": [e.model_dump() for e in st.exploits]}
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else json.dumps(value)
+
+
 # --- the page ----------------------------------------------------------------------------------------------
 
 
@@ -721,6 +747,7 @@ def stage_view(st: StageData) -> dict[str, Any]:
         "probes": probes_view(st.probe_results), "interp": interp_view(st.metrics, st.units),
         "critique": critique_view(st.metrics, st.critiques, st.info),
         "debate": debate_view(st.metrics, st.transcripts, st.judgements, st.info),
+        "research": research_view(st),
         "results_json": truncate(json.dumps(results, indent=2, sort_keys=True, default=str), 20000) if results else None,
     }
 

@@ -137,6 +137,19 @@ class ConfidenceConfig(BaseModel):
     warmup_frac: float = Field(0.2, ge=0, le=1, description="share of training over which α rises linearly")
 
 
+class StudentSettings(BaseModel):
+    """Where the strong students' training differs from the weak model's and the ceiling's (None: the same)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lr: float | None = Field(None, gt=0, description="the students' head learning rate")
+    epochs: int | None = Field(None, ge=1, description="the students' maximum epochs")
+    l2: float | None = Field(None, ge=0, description="the students' L2 penalty")
+
+    def apply(self, train: TrainSettings) -> TrainSettings:
+        return train.model_copy(update={k: v for k, v in self.model_dump().items() if v is not None})
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -163,6 +176,7 @@ class Config(BaseModel):
     bf16: bool = Field(False, description="bf16 autocast for frozen features: faster on a CPU, but features then move "
                                           "by ~2e-3 between runs (measured), enough to change probe results")
     train: TrainSettings = Field(default_factory=TrainSettings)
+    student: StudentSettings = Field(default_factory=StudentSettings)
     confidence: ConfidenceConfig = Field(default_factory=ConfidenceConfig)
     bootstrap_loss: Literal["naive", "confidence"] = Field("naive", description="loss along the bootstrapping chain")
     min_gap: float = Field(0.02, ge=0, description="smallest ceiling-weak gap for which PGR is reported")
@@ -302,17 +316,22 @@ class ModelBank:
 
         return featurize
 
-    def make(self, spec_text: str, pairwise: bool):
-        """A fresh, untrained classifier for ``spec_text``."""
+    def make(self, spec_text: str, pairwise: bool, train: TrainSettings | None = None):
+        """A fresh, untrained classifier for ``spec_text`` (trained with ``train``, default the config's)."""
         from superalign.models import activations as Fe
         from superalign.weak_to_strong.classifier import FinetuneClassifier, ProbeClassifier
 
         spec = ModelSpec.parse(spec_text)
+        train = train or self.config.train
         if spec.mode == "probe":
-            return ProbeClassifier(self.featurizer(spec, pairwise), pairwise, self.config.train)
+            return ProbeClassifier(self.featurizer(spec, pairwise), pairwise, train)
         n_layers = Fe.n_layers(self.lm(spec.name))
-        return FinetuneClassifier(lambda: self.ctx.load(spec.name, train=True), pairwise, self.config.train,
+        return FinetuneClassifier(lambda: self.ctx.load(spec.name, train=True), pairwise, train,
                                   spec.mode, spec.resolve_layer(n_layers), "auto", self.config.max_length)
+
+    def make_student(self, spec_text: str, pairwise: bool):
+        """A fresh student: the config's training settings with ``student``'s changes."""
+        return self.make(spec_text, pairwise, self.config.student.apply(self.config.train))
 
 
 # --- the stage -----------------------------------------------------------------------------------------
@@ -389,7 +408,7 @@ def run(config: Config, ctx: RunContext | None = None, cache_dir: str | os.PathL
         for weak, strong in pairs:
             for seed in seeds:
                 outcomes.append(run_seed(task, weak, strong, seed, bank.make, list(config.methods), objectives,
-                                         config.intermediates, advance))
+                                         config.intermediates, advance, bank.make_student))
     scores, notes = summarize(outcomes, config.min_gap)
     task_info = [{"name": t.name, "description": t.description, "pool": len(t.pool), "test": len(t.test),
                   "test_negatives_positives": list(t.vault.class_counts(t.test)), "pairwise": t.pairwise,
@@ -447,5 +466,6 @@ def seed_record(o) -> W2SSeed:
                    kept_alpha={r: t.report.kept_alpha for r, t in o.models.items() if t.report.kept_alpha is not None})
 
 
-__all__ = ["Config", "ConfidenceConfig", "DatasetConfig", "METHODS", "ModelSpec", "Result", "STAGE", "TrainSettings",
+__all__ = ["Config", "ConfidenceConfig", "DatasetConfig", "METHODS", "ModelSpec", "Result", "STAGE", "StudentSettings",
+           "TrainSettings",
            "W2SDataError", "run"]

@@ -94,9 +94,12 @@ def cross_fit_labels(make: MakeClassifier, spec: str, pairwise: bool, examples: 
 
 def run_seed(task: TaskData, weak: str, strong: str, seed: int, make: MakeClassifier, methods: list[str],
              objectives: dict[str, Objective], intermediates: list[str] | None = None,
-             advance: Callable[[int], None] | None = None) -> SeedOutcome:
-    """One seed of the protocol for one (task, weak, strong). ``objectives``: ce, confidence, bootstrap."""
+             advance: Callable[[int], None] | None = None, make_student: MakeClassifier | None = None) -> SeedOutcome:
+    """One seed of the protocol for one (task, weak, strong). ``objectives``: ce, confidence, bootstrap.
+    ``make_student``: how students are built, when their training settings differ from the weak model's and the
+    ceiling's (default ``make``)."""
     tick = advance or (lambda n=1: None)
+    make_student = make_student or make
     half1, half2 = split_groups(task.pool, 0.5, seed)
     vault, test = task.vault, task.test
     out = SeedOutcome(task.name, weak, strong, seed, n_half=(len(half1), len(half2)))
@@ -120,10 +123,10 @@ def run_seed(task: TaskData, weak: str, strong: str, seed: int, make: MakeClassi
         labels = soft
         if method == "bootstrap":
             for i, mid in enumerate(intermediates or []):
-                labels = cross_fit_labels(make, mid, task.pairwise, half2, labels, objectives["bootstrap"],
+                labels = cross_fit_labels(make_student, mid, task.pairwise, half2, labels, objectives["bootstrap"],
                                           seed + 101 * (i + 1))
         objective = objectives[{"naive": "ce"}.get(method, method)]  # confidence, bootstrap: their own
-        student, report = train_student(make, strong, task.pairwise, half2, labels, objective, seed)
+        student, report = train_student(make_student, strong, task.pairwise, half2, labels, objective, seed)
         out.models[method] = Trained(method, strong, student.predict(test), report)
         tick(1)
 
