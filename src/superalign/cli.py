@@ -230,6 +230,10 @@ def cmd_report(args) -> int:
             raise UserError(f"{run_dir} is not a run directory (no config.json); runs live under runs/ by default")
     if args.out is not None and len(run_dirs) == 1:
         raise UserError("--out names the across-runs page: give it two or more run directories")
+    if args.reviews is not None:
+        if len(run_dirs) != 1:
+            raise UserError("--reviews applies a review campaign's export to one run directory")
+        _apply_reviews(run_dirs[0], args.reviews)
     if len(run_dirs) == 1:
         print(render_report(run_dirs[0]))
         return 0
@@ -248,6 +252,34 @@ def cmd_report(args) -> int:
     _console().print(table)
     print(render_across(runs, args.out, rows))
     return 0
+
+
+def cmd_export(args) -> int:
+    from superalign.export import export_run
+
+    out = args.out or Path(f"{Path(args.run_dir).name}-dataset")
+    counts = export_run(args.run_dir, out)
+    for name, n in counts.items():
+        print(f"{name}: {n} rows")
+    print(f"dataset: {out} (datasets.load_dataset({str(out)!r}, {next(iter(counts))!r}))")
+    return 0
+
+
+def _apply_reviews(run_dir: Path, export: Path) -> None:
+    """Write people's verdicts (a studio review campaign's export) into the run's research findings."""
+    from superalign.records import ResearchFinding, iter_jsonl, write_jsonl
+    from superalign.studio.items import apply_reviews
+
+    path = run_dir / "records" / "research.jsonl"
+    if not export.is_file():
+        raise UserError(f"--reviews {export}: no such file")
+    if not path.is_file():
+        raise UserError(f"{run_dir} has no research records: --reviews applies to a run of the research stage")
+    records = list(iter_jsonl(path))
+    findings = apply_reviews([r for r in records if isinstance(r, ResearchFinding)], iter_jsonl(export))
+    reviewed = iter(findings)
+    write_jsonl(path, [next(reviewed) if isinstance(r, ResearchFinding) else r for r in records])
+    print(f"{sum(f.review is not None for f in findings)} of {len(findings)} finding(s) reviewed", file=sys.stderr)
 
 
 def cmd_models(args) -> int:
@@ -315,7 +347,15 @@ def build_parser() -> argparse.ArgumentParser:
                                    "metric per run and its mean with a 95%% interval over the runs.")
     p.add_argument("run_dir", nargs="+")
     p.add_argument("--out", default=None, help="where the across-runs page goes (default: beside the first run)")
+    p.add_argument("--reviews", type=Path, help="a studio review campaign's export: people's verdicts on the run's "
+                                                "research findings, written into its records before rendering")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("export", help="a run directory's records as a Hugging Face dataset folder (parquet per "
+                                      "record type, a dataset card, the config that made the run)")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--out", type=Path, help="the dataset folder (default: <run name>-dataset)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("models", help="list, pull and describe models")
     msub = p.add_subparsers(dest="action", required=True)
@@ -366,6 +406,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
             "superalign.audit": ("AuditError",), "superalign.probes": ("ProbeError",),
             "superalign.autointerp": ("InterpError",), "superalign.critique": ("CritiqueError",),
             "superalign.debate": ("DebateError",), "superalign.sweep": ("SweepError",),
+            "superalign.export": ("ExportError",),
             "superalign.stages": ("InputMissing",), "superalign.world.vault": ("TaskDataError",),
             "superalign.rlhf.feedback": ("FeedbackDataError",), "superalign.rlhf.reward_model": ("TokenizerMismatch",)}
     for module, names in lazy.items():

@@ -158,3 +158,24 @@ def test_smoke_numbers_match_the_snapshot(smoke_run):
     for key, values in before["metrics"].items():
         assert now[key] == pytest.approx(values, abs=1e-9), key
     assert digests == before["records_sha256"]
+
+
+def test_a_run_exports_as_a_hugging_face_dataset_with_the_config_that_made_it(smoke_run, tmp_path):
+    import datasets
+
+    root, run_dir, _ = smoke_run
+    proc = superalign("export", str(run_dir), "--out", str(tmp_path / "ds"), home=root / "home", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in (run_dir / "records" / "baseline.jsonl").read_text().splitlines()]
+    loaded = datasets.load_dataset(str(tmp_path / "ds"), "baseline-evaluation", split="train")
+    assert loaded.num_rows == len(records) and loaded[0]["response"] == records[0]["response"]
+    metrics = datasets.load_dataset(str(tmp_path / "ds"), "metrics", split="train")
+    assert metrics.num_rows == len((run_dir / "metrics.jsonl").read_text().splitlines())
+    assert "config_name: baseline-evaluation" in (tmp_path / "ds" / "README.md").read_text()
+    # The config that made the run, rerun: the same run directory, every stage found finished.
+    again = superalign("run", "--profile", "smoke", "--config", str(tmp_path / "ds" / "superalign.yaml"), "--out", "runs",
+                       home=root / "home", cwd=root)
+    assert again.returncode == 0 and str(run_dir.name) in again.stdout and "reusing finished results" in again.stdout
+    assert "started" not in again.stdout
+    refused = superalign("export", str(run_dir), "--out", str(tmp_path / "ds"), home=root / "home", cwd=root)
+    assert refused.returncode == 2 and "not empty" in refused.stderr

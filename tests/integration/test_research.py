@@ -32,6 +32,34 @@ def test_research_on_the_smoke_profile_gives_a_finding_checked_on_fresh_seeds(tm
     assert "The finding" in html and "Research log" in html and "None logged" in html
     metrics = json.loads((run_dir / "results.json").read_text())["metrics"]["research"]
     assert metrics["research.steps"]["value"] == 3 and "research.best.search_gain" in metrics
+    _review(tmp_path, run_dir, finding["id"])
+
+
+def _review(tmp_path, run_dir, finding_id: str) -> None:
+    """A person rejects the finding in the studio; `report --reviews` puts the verdict in the records and report."""
+    from superalign.records import write_jsonl
+    from superalign.studio import store
+    from superalign.studio.db import open_db
+    from superalign.studio.items import CampaignConfig, build_items, read_sources
+
+    engine, sessions = open_db(f"sqlite:///{tmp_path / 'studio.db'}")
+    with sessions() as s:
+        config = CampaignConfig(task="review")
+        campaign = store.create_campaign(s, "findings", config, build_items(read_sources([run_dir]), config))
+        ann, _ = store.add_labeler(s, campaign, "ann")
+        served = store.next_item(s, ann)
+        assert served.item.task_id == finding_id and "Claim" in served.item.prompt[0]["content"]
+        store.submit(s, ann, served.item.id, "review-1", {"verdict": "reject", "comment": "smoke models: noise"})
+        write_jsonl(tmp_path / "reviews.jsonl", store.export_records(s, campaign))
+    engine.dispose()
+    proc = superalign("report", str(run_dir), "--reviews", str(tmp_path / "reviews.jsonl"), home=tmp_path / "home",
+                      cwd=tmp_path)
+    assert proc.returncode == 0 and "1 of 1 finding(s) reviewed" in proc.stderr, proc.stderr
+    records = [json.loads(line) for line in (run_dir / "records" / "research.jsonl").read_text().splitlines()]
+    (finding,) = [r for r in records if r["type"] == "research_finding"]
+    assert finding["review"]["verdict"] == "reject" and finding["review"]["reviewer"] == "human:ann"
+    assert len([r for r in records if r["type"] == "research_step"]) == 3  # the other records kept as they were
+    assert "reject: smoke models: noise" in (run_dir / "report.html").read_text()
 
 
 def test_research_is_not_part_of_the_main_job_and_a_bad_proposer_stops_in_one_line(tmp_path):

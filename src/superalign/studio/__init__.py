@@ -5,7 +5,9 @@ labelers with per-labeler tokens, serves the app (``superalign studio serve``) a
 the same records the pipeline consumes (``superalign studio export``): :class:`~superalign.records.Preference`
 for pairwise comparisons, :class:`~superalign.records.Judgement` for ratings and flaw verdicts,
 :class:`~superalign.records.Flaw` for marked spans, :class:`~superalign.records.Demonstration` for written
-responses.
+responses, and a ``Judgement`` (``accept`` / ``reject``) per review of a
+:class:`~superalign.records.ResearchFinding` (:func:`~superalign.studio.items.apply_reviews` puts the
+verdicts back on the findings).
 
 Modules (none imports a web framework at import time of this package):
 
@@ -20,7 +22,7 @@ Modules (none imports a web framework at import time of this package):
 
 from __future__ import annotations
 
-TASKS = ("pairwise", "rating", "flaw", "demonstration")
+TASKS = ("pairwise", "rating", "flaw", "demonstration", "review")
 
 
 class StudioError(ValueError):

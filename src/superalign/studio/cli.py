@@ -100,7 +100,7 @@ def cmd_campaign_create(args) -> int:
         c = store.counts(s, campaign)
     print(f"campaign {campaign.name}: {c.items} {config.task} items ({c.gold_items} gold, "
           f"{c.assisted_items} with assistance), {config.labels_per_item} label(s) per item")
-    if config.gold_fraction > 0 and c.gold_items == 0 and config.task != "demonstration":
+    if config.gold_fraction > 0 and c.gold_items == 0 and config.task not in ("demonstration", "review"):
         print("note: no gold items: none of the items has a known answer", file=sys.stderr)
     return 0
 
@@ -247,8 +247,9 @@ def register(sub) -> None:
                         description="Items per task: pairwise <- preference records, pairs of evaluation records "
                         "of one task (known answer: higher gold); rating/flaw <- evaluation records (known answer "
                         "from gold), responses of preference and demonstration records; demonstration <- the "
-                        "prompts of any records. Items files with \"type\": \"studio_item\" lines work for every "
-                        "task (see docs/studio.md).")
+                        "prompts of any records; review <- research_finding records (a research run's findings, "
+                        "accepted or rejected by people). Items files with \"type\": \"studio_item\" lines work "
+                        "for the other tasks (see docs/studio.md).")
     c.add_argument("name", help="campaign name (letters, digits, _ . @ -)")
     c.add_argument("--task", required=True, choices=TASKS)
     c.add_argument("--from", dest="sources", action="append", required=True, metavar="PATH",
@@ -304,7 +305,8 @@ def register(sub) -> None:
 
     q = ssub.add_parser("export", help="a campaign's labels as records (JSONL) and/or a Hugging Face dataset")
     q.add_argument("campaign")
-    q.add_argument("--out", type=Path, help="records JSONL (pairwise: preference records for --preferences)")
+    q.add_argument("--out", type=Path, help="records JSONL (pairwise: preference records for --preferences; review: "
+                   "judgements that superalign.studio.items.apply_reviews puts on the findings)")
     q.add_argument("--hf-dataset", type=Path, help="directory for datasets.Dataset.save_to_disk")
     q.add_argument("--no-gold", action="store_true", help="leave out the labels of gold items")
     q.add_argument("--min-gold-accuracy", type=float, help="leave out labelers below this gold accuracy")

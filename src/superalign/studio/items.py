@@ -16,6 +16,8 @@ rating, flaw   each :class:`Evaluation` response (known answer from its gold rew
                for flaw, each response that :class:`Critique` records critique (its known flaws as the answer,
                the critique of ``critic``, or of the first critic that is not the oracle, as the assistance)
 demonstration  each distinct prompt (by task id) of any record; each ``studio_item`` without responses
+review         each :class:`ResearchFinding` (its claim and evidence as readable text; no known answer);
+               :func:`apply_reviews` puts the exported verdicts back on the findings
 =============  ==========================================================================================
 
 A ``studio_item`` line (for items that come from elsewhere, e.g. a planted-flaw set)::
@@ -34,8 +36,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -43,11 +46,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from superalign.records import (AnyRecord, Critique, DebateTranscript, Demonstration, Evaluation, Preference,
-                                check_prompt, first_error, jsonl_objects)
+                                Record, ResearchFinding, check_prompt, first_error, jsonl_objects)
 from superalign.studio import TASKS, StudioError
 from superalign.world.quotes import mark_quotes
 
-Task = Literal["pairwise", "rating", "flaw", "demonstration"]
+Task = Literal["pairwise", "rating", "flaw", "demonstration", "review"]
 
 DEFAULT_CATEGORIES = ("factual error", "instruction not followed", "policy violation", "unclear", "other")
 DEFAULT_SEVERITIES = ("minor", "major", "critical")
@@ -58,6 +61,8 @@ DEFAULT_INSTRUCTIONS = {
     "flaw": "Select any flawed passage of the response with the mouse, pick a category and a severity, "
             "click 'Add flaw' (or press f). Submit with Enter; submitting without flaws means you found none.",
     "demonstration": "Write the response you would want the assistant to give. Submit with Ctrl+Enter.",
+    "review": "Read the finding and its evidence. Accept it if the evidence supports the claim, reject it "
+              "otherwise; say why in the comment. Press 1 to accept, 2 to reject, then Enter.",
 }
 
 
@@ -66,7 +71,7 @@ class CampaignConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    task: Task = Field(description="pairwise | rating | flaw | demonstration")
+    task: Task = Field(description="pairwise | rating | flaw | demonstration | review")
     labels_per_item: int = Field(1, ge=1, le=100, description="distinct labelers per (non-gold) item; >1 gives "
                                  "the overlap that inter-annotator agreement needs")
     gold_fraction: float = Field(0.1, ge=0.0, le=1.0, description="fraction of the items made gold (chosen among "
@@ -395,6 +400,48 @@ def _prompts(sources: list[Any], config: CampaignConfig) -> list[ItemSpec]:
     return items
 
 
+def _number(x: float | None) -> str | None:
+    return None if x is None or math.isnan(x) else f"{x:+.4g}"
+
+
+def _gain_line(gain: float | None, ci: Sequence[float | None], seeds: Sequence[int]) -> str:
+    """``+0.042, interval [+0.01, +0.074], 3 seeds: 0, 1, 2``; a missing bound is 'no interval', never a number."""
+    low, high = (_number(x) for x in (list(ci) + [None, None])[:2])
+    interval = f"interval [{low}, {high}]" if low and high else "no interval"
+    measured = f"{_number(gain)}, {interval}" if _number(gain) else "not measured"
+    if not seeds:
+        return f"{measured}, no seeds"
+    return f"{measured}, {len(seeds)} seed{'' if len(seeds) == 1 else 's'}: {', '.join(map(str, seeds))}"
+
+
+def finding_text(f: ResearchFinding) -> str:
+    """A finding as a reviewer reads it: the claim, the idea (one config change per line), the evidence on the
+    search seeds and on fresh seeds, whether it held, and the cost. Plain text: the page shows it as is."""
+    def value(v: Any) -> str:
+        return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)
+
+    idea = "\n".join(f"  {k} = {value(v)}" for k, v in f.idea.items()) or "  (none: the baseline configuration)"
+    held = {True: "yes (the fresh-seed interval excludes 0 in the claimed direction)",
+            False: "no (the fresh-seed interval does not exclude 0 in the claimed direction)",
+            None: "not judged"}[f.held]
+    cost = ", ".join(f"{k.replace('_', ' ')} {value(v)}" for k, v in f.cost.items()) or "not recorded"
+    return clean_text(
+        f"Claim: {f.claim}\n\nIdea (config changes):\n{idea}\n\nObjective: {f.objective}\n"
+        f"Gain over the baseline on the search seeds (the idea was chosen on these): "
+        f"{_gain_line(f.search_gain, f.search_ci, f.search_seeds)}\n"
+        f"Gain over the baseline on fresh seeds (never seen in the search): "
+        f"{_gain_line(f.fresh_gain, f.fresh_ci, f.fresh_seeds)}\n"
+        f"Held on fresh seeds: {held}\nCost: {cost}")
+
+
+def _findings(sources: list[Any], config: CampaignConfig) -> list[ItemSpec]:
+    """One review item per finding; no truth: whether a finding holds up is what the reviewer decides."""
+    return [ItemSpec(key=f"finding:{src.id}", task_id=src.id,
+                     prompt=[{"role": "user", "content": finding_text(src)}],
+                     meta={"source": "research_finding", "finding": src.id})
+            for src in sources if isinstance(src, ResearchFinding)]
+
+
 def build_items(sources: list[Any], config: CampaignConfig,
                 assistance: Sequence[AssistanceInput] = ()) -> list[ItemSpec]:
     """The campaign's items, in labeling order: deduplicated, sampled, assisted, gold chosen; all seeded
@@ -406,7 +453,8 @@ def collect_items(sources: list[Any], config: CampaignConfig) -> list[ItemSpec]:
     """Every distinct item the sources give for the campaign's task, its text as a browser shows it."""
     if config.task not in TASKS:
         raise StudioError(f"unknown task {config.task!r}; choose one of {', '.join(TASKS)}")
-    build = {"pairwise": _pairwise, "rating": _single, "flaw": _single, "demonstration": _prompts}[config.task]
+    build = {"pairwise": _pairwise, "rating": _single, "flaw": _single, "demonstration": _prompts,
+             "review": _findings}[config.task]
     unique: dict[str, ItemSpec] = {}
     for spec in build(sources, config):
         unique.setdefault(spec.key, spec)
@@ -468,3 +516,45 @@ def arrange_items(items: list[ItemSpec], config: CampaignConfig,
     for spec in rng.sample(candidates, max(0, min(len(candidates), n_gold - sum(s.gold for s in items)))):
         spec.gold = True
     return items
+
+
+def _review_of(row: Record | Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """``(finding id, {"verdict", "comment", "reviewer"})`` of an exported review judgement, or None for any
+    other row (an export may hold other campaigns' records)."""
+    data = row.model_dump() if isinstance(row, BaseModel) else row
+    meta = data.get("meta") or {}
+    if data.get("type") != "judgement" or meta.get("source") != "research_finding" or "finding" not in meta:
+        return None
+    return meta["finding"], {"verdict": data["verdict"], "comment": (meta.get("studio") or {}).get("comment", ""),
+                             "reviewer": data["judge"]}
+
+
+def _combine(reviews: list[dict[str, Any]]) -> dict[str, Any]:
+    if len(reviews) == 1:
+        return reviews[0]
+    accepts = sum(r["verdict"] == "accept" for r in reviews)
+    # A finding stands only when more reviewers accept it than reject it: a split vote is no acceptance.
+    return {"verdict": "accept" if accepts > len(reviews) - accepts else "reject",
+            "comment": "; ".join(f"{r['reviewer']}: {r['comment']}" for r in reviews if r["comment"]),
+            "reviewer": ", ".join(r["reviewer"] for r in reviews), "reviews": reviews}
+
+
+def apply_reviews(findings: Iterable[ResearchFinding],
+                  exported: Iterable[Record | Mapping[str, Any]]) -> list[ResearchFinding]:
+    """The findings, in their order, with ``review`` filled from a review campaign's export.
+
+    ``exported``: the records of ``superalign studio export`` (``read_jsonl`` of its file, or
+    ``store.export_records``), or their JSON objects; rows other than review judgements are ignored. One
+    reviewer gives ``{"verdict": "accept"|"reject", "comment", "reviewer": "human:<name>"}``. Several give the
+    majority in ``verdict``, where a tie is ``"reject"`` (a finding is accepted only when more reviewers accept
+    it than reject it), each one's ``{"verdict", "comment", "reviewer"}`` in ``reviews``, the non-empty comments
+    as ``"human:<name>: text"`` joined by ``"; "`` in ``comment`` and the names joined by ``", "`` in
+    ``reviewer``. A finding nobody reviewed comes back unchanged.
+    """
+    by_finding: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in exported:
+        if (found := _review_of(row)) is not None:
+            finding, review = found
+            by_finding.setdefault(finding, {})[review["reviewer"]] = review  # an export read twice counts once
+    return [f.model_copy(update={"review": _combine(list(by_finding[f.id].values()))}) if f.id in by_finding else f
+            for f in findings]

@@ -100,13 +100,15 @@ def is_correct(task: str, answer: Mapping[str, Any], truth: Mapping[str, Any] | 
 
 
 def agreement_value(task: str, answer: Mapping[str, Any]) -> Any:
-    """The value compared across labelers: the choice, the rating, or whether a flaw was found."""
+    """The value compared across labelers: the choice, the rating, whether a flaw was found, or the verdict."""
     if task == "pairwise":
         return answer.get("choice")
     if task == "rating":
         return int(answer["rating"])
     if task == "flaw":
         return "flawed" if answer.get("flaws") else "no_flaw"
+    if task == "review":
+        return answer.get("verdict")
     return None
 
 
@@ -205,7 +207,7 @@ def campaign_quality(task: str, rows: Sequence[LabelRow], labelers: Sequence[str
             answers[str(value)] += 1
     overlap = {item: v for item, v in units.items() if len(v) >= 2}
     kappas = []
-    if task in ("pairwise", "flaw"):
+    if task in ("pairwise", "flaw", "review"):
         for a, b in itertools.combinations(sorted(by_labeler), 2):
             shared = [item for item, v in overlap.items() if a in v and b in v]
             if len(shared) >= 2:

@@ -93,8 +93,12 @@ class DemonstrationAnswer(_Answer):
         return text
 
 
+class ReviewAnswer(_Answer):
+    verdict: Literal["accept", "reject"]
+
+
 ANSWERS: dict[str, type[_Answer]] = {"pairwise": PairwiseAnswer, "rating": RatingAnswer, "flaw": FlawAnswer,
-                                     "demonstration": DemonstrationAnswer}
+                                     "demonstration": DemonstrationAnswer, "review": ReviewAnswer}
 
 
 def validate_answer(config: CampaignConfig, item: Item, raw: Any) -> dict[str, Any]:
@@ -255,8 +259,8 @@ def create_campaign(session: Session, name: str, config: CampaignConfig, items: 
         raise StudioError(f"campaign name {name!r}: use letters, digits and _ . @ - (at most 100 characters)")
     if session.scalars(select(Campaign).where(Campaign.name == name)).first():
         raise StudioError(f"campaign {name!r} already exists; pick another name")
-    if config.task == "demonstration" and any(s.gold for s in items):
-        raise StudioError("a demonstration campaign cannot have gold items (there is no known answer to check)")
+    if config.task in ("demonstration", "review") and any(s.gold for s in items):
+        raise StudioError(f"a {config.task} campaign cannot have gold items (there is no known answer to check)")
     campaign = Campaign(name=name, task=config.task, config=config.model_dump(mode="json"),
                         created_at=now or time.time())
     session.add(campaign)
@@ -632,6 +636,11 @@ def export_records(session: Session, campaign: Campaign, include_gold: bool = Tr
                             quote=text[f["start"]:f["end"]], category=f["category"], severity=f["severity"],
                             comment=f["comment"], assisted=kind, meta={"studio": studio})
                        for f in a["flaws"])
+        elif task == "review":
+            # meta carries the finding id (items._findings): items.apply_reviews maps verdicts back by it.
+            out.append(Judgement(item_id=item.key, judge=labeler, verdict=a["verdict"],
+                                 score=1.0 if a["verdict"] == "accept" else 0.0, assisted=kind,
+                                 meta={**meta, "task_id": item.task_id}))
         else:
             out.append(Demonstration(task_id=item.task_id, prompt=item.prompt, response=a["text"], source=labeler,
                                      meta=meta))

@@ -169,6 +169,8 @@ def _form_answer(task: str, form) -> dict[str, Any]:
         except (ValueError, RecursionError):  # bad JSON, a number past Python's digit limit, nesting past the stack
             raise store.InvalidInput("answer.flaws: not valid JSON (or a number too long, or nested too "
                                      "deeply)") from None
+    elif task == "review":
+        answer["verdict"] = get("verdict") or None  # none picked: the store names the missing field
     else:
         text = form.get("text")
         # Browsers send textarea line ends as CRLF; records use "\n".

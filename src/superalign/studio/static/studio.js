@@ -133,6 +133,7 @@
   }
 
   // ---- keyboard: 1 / 2 / 0 choose, digits rate, f adds a flaw, Enter submits (Ctrl+Enter in text) ----
+  // (review: 1 accepts, 2 rejects)
   document.addEventListener("keydown", function (e) {
     const t = e.target;
     const typing = t.tagName === "TEXTAREA" || t.tagName === "SELECT" ||
@@ -147,6 +148,10 @@
       const choice = { "1": "A", "2": "B", "0": "tie" }[e.key];
       if (choice) { e.preventDefault(); check("choice", choice); return; }
       if (e.key === "ArrowUp" || e.key === "ArrowDown") { e.preventDefault(); stepConfidence(e.key === "ArrowUp" ? 1 : -1); return; }
+    }
+    if (task === "review") {
+      const verdict = { "1": "accept", "2": "reject" }[e.key];
+      if (verdict) { e.preventDefault(); check("verdict", verdict); return; }
     }
     if (task === "rating" && /^[0-9]$/.test(e.key)) { e.preventDefault(); check("rating", e.key === "0" ? "10" : e.key); return; }
     if (task === "flaw" && e.key === "f") { e.preventDefault(); addFlaw(); return; }
