@@ -57,8 +57,8 @@ def test_each_finding_is_one_readable_item_without_a_known_answer(records_file):
     text = message["content"]
     assert message["role"] == "user" and text.startswith("Claim: Claim 0: a lower learning rate")
     assert "\n  train.lr = 0.0003\n  train.optimizer = adamw\n" in text  # one config change per line
-    assert "search seeds (the idea was chosen on these): +0.042, interval [+0.01, +0.074], 3 seeds: 0, 1, 2" in text
-    assert "fresh seeds (never seen in the search): +0.031, interval [-0.005, +0.067], 3 seeds: 3, 4, 5" in text
+    assert "search seeds (the idea was chosen on these): +0.042, 95% interval [+0.01, +0.074], 3 seeds: 0, 1, 2" in text
+    assert "fresh seeds (never seen in the search): +0.031, 95% interval [-0.005, +0.067], 3 seeds: 3, 4, 5" in text
     assert "Held on fresh seeds: no" in text and "Cost: runs 24, seconds 3600, server queries 120" in text
     assert spec.meta == {"source": "research_finding", "finding": "finding-0"}
     assert all(s.truth is None and not s.gold and s.response_a is None for s in items)

@@ -405,9 +405,9 @@ def _number(x: float | None) -> str | None:
 
 
 def _gain_line(gain: float | None, ci: Sequence[float | None], seeds: Sequence[int]) -> str:
-    """``+0.042, interval [+0.01, +0.074], 3 seeds: 0, 1, 2``; a missing bound is 'no interval', never a number."""
+    """``+0.042, 95% interval [+0.01, +0.074], 3 seeds: 0, 1, 2``; a missing bound is 'no interval', never a number."""
     low, high = (_number(x) for x in (list(ci) + [None, None])[:2])
-    interval = f"interval [{low}, {high}]" if low and high else "no interval"
+    interval = f"95% interval [{low}, {high}]" if low and high else "no interval"
     measured = f"{_number(gain)}, {interval}" if _number(gain) else "not measured"
     if not seeds:
         return f"{measured}, no seeds"

@@ -153,7 +153,7 @@ def run_sweep(stage: str, cells: list[Cell], root: str | Path, backend: str = "r
 
     root = Path(root)
     progress = progress or NullProgress()
-    for cell in cells[:1]:  # one check of the inputs, and the pull of missing models, before any work
+    for cell in cells:  # every cell's inputs checked (and missing models pulled) before any work
         prepare_inputs(cell.config, log, pull)
     folder = folder_for(root, stage, cells)
     outcome = SweepOutcome(folder, cells)
