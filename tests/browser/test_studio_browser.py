@@ -19,7 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from superalign.records import Demonstration, Flaw, Judgement, Preference, read_jsonl
+from superalign.records import (Demonstration, Flaw, Judgement, Preference, ResearchFinding, read_jsonl,
+                                write_jsonl)
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.browser
@@ -57,6 +58,10 @@ def server(tmp_path_factory):
         {"type": "studio_item", "task_id": "w1", "prompt": "Write a two-line poem about tea.", "responses": []},
     ]
     (tmp_path / "items.jsonl").write_text("".join(json.dumps(x) + "\n" for x in items))
+    write_jsonl(tmp_path / "findings.jsonl", [ResearchFinding(
+        id="research-0-step3", claim="the confidence loss moves PGR by +0.120", idea={"methods": "confidence"},
+        objective="PGR", search_seeds=[0, 1, 2], search_gain=0.12, search_ci=[0.02, 0.22], fresh_seeds=[1000, 1001, 1002],
+        fresh_gain=0.01, fresh_ci=[-0.08, 0.1], held=False, cost={"runs": 45})])
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     db = str(tmp_path / "studio.db")
@@ -67,8 +72,9 @@ def server(tmp_path_factory):
          cwd=tmp_path)
     _cli("campaign", "create", "demos", "--task", "demonstration", "--from", "items.jsonl", "--db", db, cwd=tmp_path)
     _cli("campaign", "create", "twice", "--task", "pairwise", "--from", "items.jsonl", "--db", db, cwd=tmp_path)
+    _cli("campaign", "create", "reviews", "--task", "review", "--from", "findings.jsonl", "--db", db, cwd=tmp_path)
     invites = {}
-    for campaign in ("compare", "flaws", "ratings", "demos", "twice"):
+    for campaign in ("compare", "flaws", "ratings", "demos", "twice", "reviews"):
         name, url = _cli("labeler", "add", campaign, "alice", "--base-url", base, "--db", db,
                          cwd=tmp_path).split()
         invites[campaign] = url
@@ -260,3 +266,23 @@ def test_rating_with_a_digit_and_a_demonstration_with_ctrl_enter(server, page):
     (demo,) = read_jsonl(out / "demos.jsonl")
     assert isinstance(demo, Demonstration)
     assert demo.response == "Steam curls from the cup,\nthe afternoon slows down." and demo.source == "human:alice"
+
+
+def test_a_reviewer_rejects_a_research_finding_with_a_key_and_a_comment(server, page):
+    base = server["base"]
+    page.goto(server["invites"]["reviews"])
+    page.wait_for_url(base + "/label")
+    text = page.content()
+    assert "the confidence loss moves PGR by +0.120" in text and "Held on fresh seeds: no" in text
+    page.keyboard.press("2")
+    assert page.locator('input[name="verdict"][value="reject"]').is_checked()
+    page.fill('input[name="comment"]', "the gain did not hold on fresh seeds")
+    _shot(page, "09-review")
+    page.locator('input[name="verdict"][value="reject"]').focus()
+    _submit(page, "Enter")
+    assert "All done" in page.content()
+    out = server["cwd"]
+    _cli("export", "reviews", "--out", "reviews.jsonl", "--db", server["db"], cwd=out)
+    (review,) = read_jsonl(out / "reviews.jsonl")
+    assert isinstance(review, Judgement) and review.verdict == "reject" and review.meta["finding"] == "research-0-step3"
+    assert review.meta["studio"]["comment"] == "the gain did not hold on fresh seeds"
