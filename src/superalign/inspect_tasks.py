@@ -31,13 +31,12 @@ def _samples(tasks) -> list[Sample]:
 
 
 @scorer(metrics={"passed": [accuracy(), stderr()], "gold": [mean(), stderr()]})
-def world_gold(seed: int = 0):
-    """The world's gold evaluator: ``passed`` (instruction: every constraint strictly; fact: the right answer;
-    policy: no violation) and the gold reward in [0, 1]."""
+def world_gold(seed: int = 0, kind: str = "fact", split: str = "test"):
+    """The world's gold evaluator of ``kind`` tasks of ``split``: ``passed`` (instruction: every constraint
+    strictly; fact: the right answer; policy: no violation) and the gold reward in [0, 1]."""
     world = World(seed)
     evaluator = GoldEvaluator(world)
-    tasks = {t.id: t for kind in ("instruction", "fact", "policy") for split in ("train", "validation", "test")
-             for t in world.tasks(kind, None, split)}
+    tasks = {t.id: t for t in world.tasks(kind, None, split)}
 
     async def score(state: TaskState, target: Target) -> Score:
         result = evaluator.score(tasks[str(state.sample_id)], state.output.completion)
@@ -53,7 +52,7 @@ def world(kind: str = "fact", n: int = 50, seed: int = 0, split: str = "test", m
     scored by the world's gold evaluator."""
     tasks = World(seed).tasks(kind, n, split)
     return Task(dataset=MemoryDataset(_samples(tasks), name=f"superalign-world-{kind}-s{seed}-{split}"),
-                solver=generate(), scorer=world_gold(seed), config=GenerateConfig(max_tokens=max_tokens, temperature=0.0),
+                solver=generate(), scorer=world_gold(seed, kind, split), config=GenerateConfig(max_tokens=max_tokens, temperature=0.0),
                 name=f"superalign_world_{kind}")
 
 
@@ -61,7 +60,7 @@ class SuperalignModel(ModelAPI):
     """A superalign model (``superalign models list``), answering greedily on this machine."""
 
     def __init__(self, model_name: str, base_url: str | None = None, api_key: str | None = None,
-                 config: GenerateConfig = GenerateConfig(), device: str = "auto", batch_size: int = 1, **model_args):
+                 config: GenerateConfig = GenerateConfig(), device: str = "auto"):
         super().__init__(model_name=model_name, base_url=base_url, api_key=api_key, config=config)
         from superalign.context import load_local
 

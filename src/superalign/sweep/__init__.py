@@ -141,13 +141,16 @@ def run_cell(config_data: dict, root: str) -> dict:
 
 
 def run_sweep(stage: str, cells: list[Cell], root: str | Path, backend: str = "ray", address: str | None = None,
-              parallel: int | None = None, cpus_per_run: float = 2, gpus_per_run: float = 0,
+              parallel: int | None = None, cpus_per_run: float | None = None, gpus_per_run: float = 0,
               progress: Progress | None = None, log: Callable[[str], None] = print, pull: bool = True) -> SweepOutcome:
     """Run the cells that have not finished, then summarize every cell over seeds.
 
     ``backend``: ``ray`` (a local Ray instance, or the cluster at ``address``) or ``local`` (one after another
     in this process). ``parallel``: cells at once (default: as many as the Ray cluster's CPUs allow).
+    ``cpus_per_run``: CPUs a cell reserves (default: this machine's, at most 8: torch uses that many threads).
     """
+    import os
+
     from superalign.pipeline import finished, prepare_inputs
     from superalign.runs import write_json_atomic
 
@@ -164,7 +167,8 @@ def run_sweep(stage: str, cells: list[Cell], root: str | Path, backend: str = "r
     log(f"sweep {folder.name}: {len(cells)} runs, {len(outcome.skipped)} finished already, {len(todo)} to run")
     advance = progress.task(f"sweep {stage}", len(todo)) if todo else (lambda n=1: None)
     runner = _run_local if backend == "local" else _run_ray
-    for cell, result in runner(todo, root, address, parallel, cpus_per_run, gpus_per_run):
+    cpus = cpus_per_run or float(min(os.cpu_count() or 1, 8))
+    for cell, result in runner(todo, root, address, parallel, cpus, gpus_per_run):
         if isinstance(result, BaseException):
             outcome.failed[cell.label] = _first_line(result)
             (folder / "errors").mkdir(parents=True, exist_ok=True)
