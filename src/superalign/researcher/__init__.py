@@ -133,7 +133,8 @@ def run(config: Config, ctx: RunContext | None = None) -> Result:
         finding = _finding(config, setup, steps, search, fresh, ctx)
         from superalign.world.remote import EvalClient
 
-        usage = EvalClient(url).usage()
+        with EvalClient(url) as client:
+            usage = client.usage()
     exploits = _exploits(work)
     if finding is not None:
         finding.cost.update(server_queries=usage["queries"], test_score_queries=usage["score_queries"])

@@ -427,7 +427,8 @@ def inputs(config: Config) -> Inputs:
         from superalign.world.remote import EvalClient, ServerUnreachable
 
         try:
-            served = EvalClient(config.eval_server).tasks()
+            with EvalClient(config.eval_server) as client:
+                served = client.tasks()
         except ServerUnreachable as err:
             raise InputMissing(f"generalize: {err}") from None
         missing = [t for t in config.tasks if t not in served]

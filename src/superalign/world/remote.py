@@ -32,6 +32,12 @@ class EvalClient:
         self.url = url.rstrip("/")
         self._http = httpx.Client(base_url=self.url, timeout=timeout)
 
+    def __enter__(self) -> "EvalClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._http.close()
+
     def request(self, method: str, path: str, **kwargs) -> dict:
         import httpx
 
