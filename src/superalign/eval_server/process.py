@@ -34,8 +34,8 @@ class ServerProcess:
                "--world-seed", str(self.config.world_seed), "--rate", str(self.config.rate_per_minute),
                *[a for name, (pool, test) in self.config.tasks.items() for a in ("--task", f"{name}={pool},{test}")],
                *(["--budget", str(self.config.budget)] if self.config.budget is not None else [])]
-        log = (Path(self.config.directory) / "server.log").open("ab")
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        with (Path(self.config.directory) / "server.log").open("ab") as log:  # the child keeps its own copy
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + self.startup_seconds
         while time.monotonic() < deadline:
@@ -57,3 +57,4 @@ class ServerProcess:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+                self.proc.wait()

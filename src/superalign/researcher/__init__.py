@@ -94,7 +94,11 @@ class Result(BaseModel):
 
 
 def inputs(config: Config) -> Inputs:
-    return Inputs(models=[config.model])
+    """The strong model and the profile's weak supervisor: both pulled before the agent starts (it cannot)."""
+    from superalign.stages import get
+
+    weak = get("generalize").profile(config.profile).get("weak", "minilm-l6").split(":")[0].split("@")[0]
+    return Inputs(models=list(dict.fromkeys([config.model, weak])))
 
 
 def check(config: Config, pipeline) -> None:
@@ -157,9 +161,18 @@ def _run_agent(config: Config, setup, work: Path, seeds: list[int], ctx: RunCont
     with (work / "agent.log").open("ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "superalign.researcher.agent", str(work / "agent.json")],
                                 stdout=out, stderr=subprocess.STDOUT)
-        while proc.poll() is None:
-            time.sleep(1)
-            done = _follow(steps_path, done, advance, ctx)
+        try:
+            while proc.poll() is None:
+                time.sleep(1)
+                done = _follow(steps_path, done, advance, ctx)
+        finally:  # an error or Ctrl-C here must not leave the agent running against a closing server
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
     _follow(steps_path, done, advance, ctx)
     if proc.returncode != 0:
         tail = (work / "agent.log").read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:]
