@@ -7,9 +7,17 @@ import time
 
 import torch
 
+from superalign.models.precision import cpu_has_fast_bf16
+
 
 def matmul_gflops(dtype: torch.dtype = torch.bfloat16, n: int = 2048, repeats: int = 5) -> float:
-    """Measured matmul rate in GFLOP/s (best of ``repeats`` n×n×n products, after a warm-up)."""
+    """Measured matmul rate in GFLOP/s (best of ``repeats`` n×n×n products, after a warm-up).
+
+    bf16 on a CPU without native bf16 (AVX2) is emulated at well under 1 GFLOP/s: a 2048 product takes a
+    minute there, so it is measured at n = 512 (the rate only shows how slow it is).
+    """
+    if dtype == torch.bfloat16 and not cpu_has_fast_bf16():
+        n = min(n, 512)
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     torch.matmul(a, b)  # warm-up
     best = float("inf")

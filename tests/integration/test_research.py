@@ -24,7 +24,11 @@ def test_research_on_the_smoke_profile_gives_a_finding_checked_on_fresh_seeds(tm
 
     work = run_dir / "work" / "research"
     spec = json.loads((work / "agent.json").read_text())
-    assert spec["forbidden"] == [str(work / "server")]  # the agent's sandbox refuses the server's files
+    # the agent's sandbox refuses the server's files and the harness's (its exploit log, the fresh-seed runs)
+    assert spec["forbidden"] == [str(work / "server"), str(work / "harness")]
+    assert spec["sandbox_report"].startswith(str(work / "harness"))
+    fresh_runs = {json.loads(p.read_text())["config"]["seed"] for p in (work / "harness" / "runs").glob("*/config.json")}
+    assert fresh_runs == set(finding["fresh_seeds"])  # the fresh check ran in the harness's own store
     assert (work / "server" / "labels" / "fact.json").stat().st_mode & 0o077 == 0
     queries = [json.loads(line) for line in (work / "server" / "queries.jsonl").read_text().splitlines()]
     assert sum(q["route"] == "score" and q["test"] for q in queries) == finding["cost"]["test_score_queries"]

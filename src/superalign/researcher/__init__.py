@@ -20,6 +20,7 @@ and over the fresh seeds, its cost) that a person reviews in the studio, the log
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -130,11 +131,16 @@ def run(config: Config, ctx: RunContext | None = None) -> Result:
                           {k: tuple(v) for k, v in config.tasks.items()}, config.rate_per_minute, config.server_budget)
     search = [config.seed + i for i in range(config.search_seeds)]
     fresh = [config.seed + 1000 + i for i in range(config.fresh_seeds)]  # far from any search seed
+    # The harness's own folder, forbidden to the agent like the server's: the sandbox's exploit log, and the
+    # fresh-seed check's runs and stage store, which the agent could otherwise fill in advance with finished
+    # stages of its choosing (the store reuses any finished stage whose key matches).
+    (work / "harness").mkdir(exist_ok=True)
     with ServerProcess(server) as url:
         setup = Setup(url, str(work / "runs"), config.profile, config.model, ctx.device, list(config.tasks),
                       dict(config.base))
         steps = _run_agent(config, setup, work, search, ctx)
-        finding = _finding(config, setup, steps, search, fresh, ctx)
+        fresh_setup = dataclasses.replace(setup, root=str(work / "harness" / "runs"))
+        finding = _finding(config, fresh_setup, steps, search, fresh, ctx)
         from superalign.world.remote import EvalClient
 
         with EvalClient(url) as client:
@@ -150,8 +156,8 @@ def run(config: Config, ctx: RunContext | None = None) -> Result:
 def _run_agent(config: Config, setup, work: Path, seeds: list[int], ctx: RunContext) -> list[ResearchStep]:
     """Start the agent's process and follow its steps until it exits."""
     steps_path = work / "steps.jsonl"
-    spec = {"setup": json.loads(setup.to_json()), "forbidden": [str(work / "server")],
-            "sandbox_report": str(work / "sandbox-exploits.jsonl"), "steps": str(steps_path), "seeds": seeds,
+    spec = {"setup": json.loads(setup.to_json()), "forbidden": [str(work / "server"), str(work / "harness")],
+            "sandbox_report": str(work / "harness" / "sandbox-exploits.jsonl"), "steps": str(steps_path), "seeds": seeds,
             "trials": config.trials, "minutes": config.minutes, "proposer": config.proposer,
             "proposer_role": config.proposer_role, "proposer_model": config.proposer_model, "seed": config.seed,
             "space": [p.model_dump() for p in config.space]}
@@ -193,7 +199,7 @@ def _follow(path: Path, done: int, advance, ctx: RunContext) -> int:
 def _finding(config: Config, setup, steps: list[ResearchStep], search: list[int], fresh: list[int],
              ctx: RunContext) -> ResearchFinding | None:
     """The best idea against the baseline, paired by seed: on the search seeds (from the log) and on fresh seeds
-    (run here, by the harness: the agent never sees them)."""
+    (run here, by the harness, under `setup`'s root, which the agent cannot reach: it never sees them)."""
     from superalign.researcher.experiment import evaluate
     from superalign.stats import mean_ci_over_seeds
 
@@ -236,7 +242,7 @@ def _nan(x: float) -> float | None:
 
 def _exploits(work: Path) -> list[ExploitAttempt]:
     found = []
-    for path in (work / "server" / "exploits.jsonl", work / "sandbox-exploits.jsonl"):
+    for path in (work / "server" / "exploits.jsonl", work / "harness" / "sandbox-exploits.jsonl"):
         if path.is_file():
             found += read_jsonl(path, ExploitAttempt)
     return found
