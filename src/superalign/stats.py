@@ -46,6 +46,11 @@ class Interval:
         return f"{self.value:.4g} [{self.low:.4g}, {self.high:.4g}] (n={self.n})"
 
 
+def finite_or_none(x: float | None) -> float | None:
+    """``x`` as a float, or None where it is None or NaN (an undefined bound: JSON and the records write null)."""
+    return None if x is None or math.isnan(x) else float(x)
+
+
 def _as_1d(values, name: str = "values") -> np.ndarray:
     arr = np.asarray(values, dtype=float).reshape(-1)
     if arr.size == 0:

@@ -146,3 +146,32 @@ def test_bf16_sampling_runs_close_to_fp32():
     assert torch.allclose(logits[torch.float32], hf, atol=1e-4)
     assert torch.isfinite(logits[torch.bfloat16]).all()
     assert (logits[torch.bfloat16] - hf).abs().max() < 0.1 * hf.abs().max()
+
+
+def test_left_padding_is_never_multiplied(monkeypatch):
+    """The prefill's matrix multiplies see each prompt's real tokens only, and the logits still equal HF's."""
+    lm = load("tiny-llama")
+    batch = left_pad([prompt_ids(lm, p) for p in PROMPTS], pad_id(lm.tokenizer))
+    real = int(batch["attention_mask"].sum())
+    assert real < batch["input_ids"].numel()  # the batch has padding to skip
+    pm = sampler.packed_model(lm.model, torch.float32)
+    rows, linear = [], sampler._linear
+    monkeypatch.setattr(sampler, "_linear", lambda pm, x, w: rows.append(x.shape[0]) or linear(pm, x, w))
+    cache = sampler.KVCache(pm, len(PROMPTS), batch["input_ids"].shape[1])
+    logits = sampler.forward(pm, batch["input_ids"], batch["position_ids"], batch["attention_mask"].bool(), cache)
+    assert set(rows[:-1]) == {real} and rows[-1] == len(PROMPTS)  # every layer on real tokens; the head on last ones
+    with torch.no_grad():
+        assert torch.allclose(logits, lm.model(**batch).logits[:, -1], atol=1e-4)
+
+
+def test_onednn_packing_follows_the_cpu(monkeypatch):
+    """fp32 weights are oneDNN-packed on any CPU; bf16 only where oneDNN has native bf16 (it refuses on AVX2)."""
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("this PyTorch build has no oneDNN")
+    cpu = torch.device("cpu")
+    assert sampler._use_onednn(torch.float32, cpu)
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: False)
+    assert not sampler._use_onednn(torch.bfloat16, cpu)
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: True)
+    assert sampler._use_onednn(torch.bfloat16, cpu)
+    assert not sampler._use_onednn(torch.float16, cpu)

@@ -30,6 +30,22 @@ def test_ideas_are_checked_against_the_space():
     assert tidy({"a": 0.123456, "b": "naive"}) == {"a": 0.123, "b": "naive"}
 
 
+def test_the_baseline_idea_is_the_profiles_config_unchanged():
+    """Defaults come from the generalize config the experiments start from: the profile and the shared values."""
+    from superalign.researcher import Config, resolved_space
+
+    def defaults(**kw):
+        return baseline(resolved_space(Config(**kw)))
+
+    assert defaults(profile="quick") == baseline(W2S_SPACE)  # the space's own defaults are quick's
+    assert defaults(profile="smoke")["student.epochs"] == 4  # smoke trains its students 4 epochs
+    shared = defaults(profile="quick", base={"train": {"lr": 0.05}, "confidence": {"alpha_max": 0.75}})
+    assert shared["student.lr"] == 0.05 and shared["confidence.alpha_max"] == 0.75
+    assert defaults(profile="quick", base={"student": {"l2": 0.5}})["student.l2"] == 0.5  # a student setting wins
+    with pytest.raises(ValueError, match="research.space: student.lr is 0.5 in profile quick, outside"):
+        resolved_space(Config(profile="quick", base={"train": {"lr": 0.5}}))
+
+
 def test_random_and_tpe_propose_points_of_the_space_reproducibly():
     history = [_step(0, baseline(W2S_SPACE), 0.2)]
     for proposer in (RandomProposer(3), TPEProposer(3)):

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from superalign.records import ExploitAttempt, write_jsonl
+from superalign.stats import finite_or_none
 
 LABEL_WORDS = ("label", "truth", "answer", "gold", "vault", "secret")
 
@@ -118,7 +119,7 @@ class EvalState:
             self._probing(name, task, ids, np.asarray(probs, dtype=float))
         self.log("score", task=name, purpose=purpose, n=len(ids), test=on_test)
         s = self.vaults[name].score(examples, np.asarray(probs, dtype=float), purpose)
-        return {"accuracy": s.accuracy, "auroc": None if np.isnan(s.auroc) else s.auroc, "n": s.n}
+        return {"accuracy": s.accuracy, "auroc": finite_or_none(s.auroc), "n": s.n}
 
     def class_counts(self, name: str, ids: list[str]) -> dict:
         task = self.task(name)

@@ -5,15 +5,17 @@ SmolLM2-135M at batch 64, benchmarks/sampler.py): SDPA over a KV cache it re-con
 separate projections per attention block, and, under autocast, a cast of every weight on every step. Here:
 
 - the weights are packed once per weight state (LoRA deltas merged, q/k/v and gate/up concatenated, in
-  oneDNN's blocked layout for bf16 on a CPU) in the dtype the machine multiplies fastest
-  (`precision.fast_bf16`), and re-packed only when a parameter changed;
+  oneDNN's blocked layout on a CPU) in the dtype the machine multiplies fastest (`precision.fast_bf16`), and
+  re-packed only when a parameter changed;
+- everything but attention runs on the real tokens only: the prompts' left padding is never multiplied;
 - keys and values go into a cache allocated once for prompt + new tokens, attention reads a view of it;
 - at decode the query heads that share a key-value head attend as one group (no repeat of the cache).
 
 The numerics mirror HF under the same precision: bf16 matrix multiplies and attention, fp32 residual stream,
 norms and rotary embedding, the operations `torch.autocast(bfloat16)` runs on the HF model (oneDNN's packed
 kernels may round a matmul differently, so bf16 greedy replies can part where a near-tie flips, as HF's bf16
-and fp32 replies do); in fp32 the plain model, whose greedy replies equal HF `generate`'s (tested).
+and fp32 replies do); in fp32 the plain model, whose greedy replies equal HF `generate`'s (tested, with
+oneDNN's fp32 kernels too).
 `packed_model` returns None for anything else, and `generation.py` then runs the HF loop.
 """
 

@@ -85,7 +85,7 @@ def evaluate(probe: Probe, x: torch.Tensor, ex: Examples, *, control: torch.Tens
              **record) -> ProbeResult:
     """One probe on one test set. ``flag``: the label a monitor raises an alarm for (0 = false statements
     for a truth probe, 1 = deceptive for a deception probe); recall at 1% FP counts those."""
-    from superalign.stats import auroc_interval, expected_calibration_error
+    from superalign.stats import auroc_interval, expected_calibration_error, finite_or_none
 
     y = np.asarray(ex.labels)
     s = score_examples(probe, x, ex.negated)
@@ -95,8 +95,8 @@ def evaluate(probe: Probe, x: torch.Tensor, ex: Examples, *, control: torch.Tens
     if control is not None and len(control) and (y == flag).any():
         sign = 1.0 if flag == 1 else -1.0
         recall = recall_at_fp(sign * s.numpy()[y == flag], sign * probe.score(control).numpy())
-    return ProbeResult(auroc=iv.value, ci_low=None if np.isnan(iv.low) else iv.low,
-                       ci_high=None if np.isnan(iv.high) else iv.high, accuracy=float(np.mean((p > 0.5) == y)),
+    return ProbeResult(auroc=iv.value, ci_low=finite_or_none(iv.low),
+                       ci_high=finite_or_none(iv.high), accuracy=float(np.mean((p > 0.5) == y)),
                        ece=expected_calibration_error(y, p), recall_at_1fp=recall, n=len(y), **record)
 
 
@@ -210,7 +210,7 @@ def monitor(lm, probe: Probe, layer: int, config: Config, progress=None, n_examp
     from superalign.models import greedy
     from superalign.models.activations import resid_post, token_activations
     from superalign.models.generation import prompt_ids
-    from superalign.stats import auroc_interval
+    from superalign.stats import auroc_interval, finite_or_none
 
     cases = monitor_cases(config)
     answers = greedy(lm, [t.messages for t, _ in cases], max_new_tokens=config.max_new_tokens,
@@ -234,9 +234,9 @@ def monitor(lm, probe: Probe, layer: int, config: Config, progress=None, n_examp
     meta = {"examples": examples, "wrong": sum(wrong), "answers": len(wrong)}
     if 0 < sum(wrong) < len(wrong):
         iv = auroc_interval(wrong, lie)
-        low, high = (None, None) if np.isnan(iv.low) else (iv.low, iv.high)
         return ProbeResult(model=lm.name, dataset="truth", method="logistic", layer=layer, test="monitor",
-                           auroc=iv.value, ci_low=low, ci_high=high, n=len(wrong), meta=meta)
+                           auroc=iv.value, ci_low=finite_or_none(iv.low), ci_high=finite_or_none(iv.high),
+                           n=len(wrong), meta=meta)
     meta["why"] = "the answers were all right or all wrong: no AUROC"
     return ProbeResult(model=lm.name, dataset="truth", method="logistic", layer=layer, test="monitor",
                        auroc=float("nan"), n=len(wrong), meta=meta)
@@ -264,7 +264,7 @@ def defection_monitor(lm, layer: int, prompts: list[list[dict]], outcomes: list[
                       batch_size: int = 16) -> ProbeResult:
     """Does the defection direction, read at the end of a prompt before any reply, predict which prompts the
     model will answer with a violation? AUROC of the probe's score against ``outcomes`` (True = violated)."""
-    from superalign.stats import auroc_interval
+    from superalign.stats import auroc_interval, finite_or_none
 
     probe = defection_probe(lm, layer, batch_size)
     scores = prompt_scores(lm, probe, layer, prompts, batch_size).numpy()
@@ -275,8 +275,8 @@ def defection_monitor(lm, layer: int, prompts: list[list[dict]], outcomes: list[
                                                                           "outcome: no AUROC"})
     iv = auroc_interval([int(o) for o in outcomes], scores)
     return ProbeResult(model=lm.name, dataset="defection", method="diff_means", layer=layer, test="attack_success",
-                       auroc=iv.value, ci_low=None if np.isnan(iv.low) else iv.low,
-                       ci_high=None if np.isnan(iv.high) else iv.high, n=len(outcomes), meta=meta)
+                       auroc=iv.value, ci_low=finite_or_none(iv.low),
+                       ci_high=finite_or_none(iv.high), n=len(outcomes), meta=meta)
 
 
 __all__ = ["Reader", "Result", "answer_control", "check", "default_layers", "defection_monitor", "defection_probe", "evaluate", "monitor",

@@ -102,12 +102,42 @@ def inputs(config: Config) -> Inputs:
     return Inputs(models=list(dict.fromkeys([config.model, weak])))
 
 
+def resolved_space(config: Config) -> list[Param]:
+    """The space with each default read from the generalize config every experiment starts from (the profile and
+    ``base``), so that the baseline idea is that config unchanged, whatever the profile sets (smoke trains its
+    students 4 epochs, not the 60 the space's own default says). A student setting the config leaves unset is the
+    stage's training setting (the students inherit it)."""
+    from superalign.config import load_config
+
+    section = load_config(config.profile, overrides=[f"generalize.{k}={json.dumps(v)}" for k, v in config.base.items()],
+                          model=config.model).generalize
+    space = []
+    for param in config.space:
+        head, _, name = param.key.partition(".")
+        if head == "student":
+            value = getattr(section.student, name, None)
+            value = getattr(section.train, name) if value is None else value
+        elif name and hasattr(getattr(section, head, None), name):
+            value = getattr(getattr(section, head), name)
+        else:  # "methods" (one method per idea, where the config lists several) and keys of other spaces
+            value = param.default
+        if value != param.default:
+            try:
+                param = Param(**{**param.model_dump(), "default": value})
+            except ValueError:
+                raise ValueError(f"research.space: {param.key} is {value} in profile {config.profile}, outside the "
+                                 f"space's range; widen it") from None
+        space.append(param)
+    return space
+
+
 def check(config: Config, pipeline) -> None:
     if config.proposer not in ("tpe", "random", "chat"):
         raise ValueError(f"research.proposer: {config.proposer!r} is not tpe, random or chat")
     if config.proposer == "chat" and not config.proposer_role:
         raise ValueError("research.proposer chat needs research.proposer_role (an endpoint URL or a model)")
-    check_idea(config.space, baseline(config.space))
+    space = resolved_space(config)
+    check_idea(space, baseline(space))
     from superalign.world.binary import WORLD_TASKS
 
     unknown = [t for t in config.tasks if t not in WORLD_TASKS]
@@ -160,7 +190,7 @@ def _run_agent(config: Config, setup, work: Path, seeds: list[int], ctx: RunCont
             "sandbox_report": str(work / "harness" / "sandbox-exploits.jsonl"), "steps": str(steps_path), "seeds": seeds,
             "trials": config.trials, "minutes": config.minutes, "proposer": config.proposer,
             "proposer_role": config.proposer_role, "proposer_model": config.proposer_model, "seed": config.seed,
-            "space": [p.model_dump() for p in config.space]}
+            "space": [p.model_dump() for p in resolved_space(config)]}
     (work / "agent.json").write_text(json.dumps(spec, indent=2), encoding="utf-8")
     advance = ctx.progress.task(f"{STAGE}: experiments ({len(seeds)} seeds each)", config.trials + 1)
     done = 0
@@ -201,7 +231,7 @@ def _finding(config: Config, setup, steps: list[ResearchStep], search: list[int]
     """The best idea against the baseline, paired by seed: on the search seeds (from the log) and on fresh seeds
     (run here, by the harness, under `setup`'s root, which the agent cannot reach: it never sees them)."""
     from superalign.researcher.experiment import evaluate
-    from superalign.stats import mean_ci_over_seeds
+    from superalign.stats import finite_or_none, mean_ci_over_seeds
 
     base = next((s for s in steps if s.step == 0 and s.value is not None), None)
     scored = [s for s in steps if s.value is not None and s.step > 0]
@@ -222,9 +252,9 @@ def _finding(config: Config, setup, steps: list[ResearchStep], search: list[int]
         id=f"research-{config.seed}-step{best.step}", idea=best.idea, objective=best.objective,
         claim=f"changing {', '.join(f'{k} to {_short(v)}' for k, v in changed.items()) or 'nothing'} moves the "
               f"weak-to-strong PGR by {s_ci.value:+.3f} over the baseline on the search seeds",
-        search_seeds=search, search_gain=s_ci.value, search_ci=[_nan(s_ci.low), _nan(s_ci.high)],
+        search_seeds=search, search_gain=s_ci.value, search_ci=[finite_or_none(s_ci.low), finite_or_none(s_ci.high)],
         fresh_seeds=fresh, fresh_gain=f_ci.value if f_ci else None,
-        fresh_ci=[_nan(f_ci.low), _nan(f_ci.high)] if f_ci else [None, None], held=held,
+        fresh_ci=[finite_or_none(f_ci.low), finite_or_none(f_ci.high)] if f_ci else [None, None], held=held,
         cost={"steps": len(steps), "runs": len(steps) * len(search) + 2 * len(fresh),
               "seconds": round(sum(s.seconds for s in steps) + seconds_best + seconds_base, 1)},
         per_seed={"search": {"idea": best.per_seed, "baseline": base.per_seed},
@@ -234,10 +264,6 @@ def _finding(config: Config, setup, steps: list[ResearchStep], search: list[int]
 
 def _short(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else json.dumps(value)
-
-
-def _nan(x: float) -> float | None:
-    return None if x != x else float(x)
 
 
 def _exploits(work: Path) -> list[ExploitAttempt]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from superalign.records import ResearchStep, read_jsonl, write_jsonl
 from superalign.researcher.experiment import Setup, evaluate
 from superalign.researcher.space import Param, baseline, check_idea, tidy
+from superalign.stats import finite_or_none
 
 OBJECTIVE = "PGR of test accuracy over the tasks together, mean over the search seeds"
 
@@ -39,8 +40,8 @@ def research_loop(setup: Setup, proposer, space: list[Param], seeds: list[int], 
         best = max((s.value for s in history if s.value is not None), default=None)
         value = ci.value if ci else None
         record = ResearchStep(step=step, proposer="baseline" if step == 0 else proposer.name, idea=idea,
-                              rationale=why, objective=OBJECTIVE, value=value, ci_low=_finite(ci.low if ci else None),
-                              ci_high=_finite(ci.high if ci else None),
+                              rationale=why, objective=OBJECTIVE, value=value, ci_low=finite_or_none(ci.low if ci else None),
+                              ci_high=finite_or_none(ci.high if ci else None),
                               per_seed={str(s): v for s, v in scores.items() if v is not None},
                               kept=value is not None and (best is None or value > best), seconds=round(seconds, 1),
                               error=error or (None if ci else "the weak-strong gap is too small on some seed"))
@@ -49,10 +50,6 @@ def research_loop(setup: Setup, proposer, space: list[Param], seeds: list[int], 
         spent += seconds
         log(f"step {step}: {'failed' if value is None else f'{value:.3f}'}{' (kept)' if record.kept else ''}")
     return history
-
-
-def _finite(x: float | None) -> float | None:
-    return None if x is None or x != x else x
 
 
 def main(argv: list[str] | None = None) -> int:

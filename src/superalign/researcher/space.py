@@ -68,7 +68,7 @@ W2S_SPACE = [
     Param(key="confidence.warmup_frac", kind="float", low=0.0, high=0.8, default=0.2,
           about="share of training over which that weight rises"),
     Param(key="student.lr", kind="log", low=1e-3, high=1e-1, default=1e-2, about="the student's learning rate"),
-    Param(key="student.epochs", kind="int", low=10, high=120, default=60, about="the student's maximum epochs"),
+    Param(key="student.epochs", kind="int", low=2, high=120, default=60, about="the student's maximum epochs"),
     Param(key="student.l2", kind="log", low=1e-4, high=1.0, default=0.03, about="the student's L2 penalty"),
 ]
 

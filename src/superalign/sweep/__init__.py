@@ -243,7 +243,7 @@ def summarize(stage: str, cells: list[Cell]) -> list[dict]:
     (seeds resampled; from :data:`MIN_BOOTSTRAP_SEEDS` seeds), and the per-seed values."""
     from superalign.records import Metric, read_jsonl
     from superalign.runs import metrics_table
-    from superalign.stats import Interval, bootstrap_of_means, mean_ci_over_seeds
+    from superalign.stats import Interval, bootstrap_of_means, finite_or_none, mean_ci_over_seeds
 
     rows = []
     points: dict[str, list[Cell]] = {}
@@ -266,16 +266,10 @@ def summarize(stage: str, cells: list[Cell]) -> list[dict]:
                 t = Interval(t.value, max(0.0, t.low), min(1.0, t.high), t.n)  # a rate's interval stays in [0, 1]
             boot = bootstrap_of_means([values]) if len(values) >= MIN_BOOTSTRAP_SEEDS else None
             rows.append({"point": label, "grid": members[0].point, "metric": name, "n": len(values),
-                         "mean": t.value, "t_low": _num(t.low), "t_high": _num(t.high),
-                         "boot_low": _num(boot.low) if boot else None, "boot_high": _num(boot.high) if boot else None,
+                         "mean": t.value, "t_low": finite_or_none(t.low), "t_high": finite_or_none(t.high),
+                         "boot_low": finite_or_none(boot.low) if boot else None, "boot_high": finite_or_none(boot.high) if boot else None,
                          "seeds": sorted(by_seed), "values": values})
     return rows
-
-
-def _num(x: float) -> float | None:
-    import math
-
-    return None if x is None or math.isnan(x) else float(x)
 
 
 def headline(rows: list[dict]) -> list[dict]:
