@@ -138,7 +138,8 @@ SNAPSHOT = Path(__file__).parent / "data" / "smoke_snapshot.json"
 def test_smoke_numbers_match_the_snapshot(smoke_run):
     """Same seeds, same records, same numbers: a change of any number is deliberate. First taken before the
     stage contract (issue 13, which kept them all); retaken when sampling changed on purpose (issue 14: the
-    fast sampler draws by inverse CDF; issue 17: the validate and stress stages joined the smoke run; issue 19: the assist stage joined, adding numbers and changing none). Retake with SUPERALIGN_UPDATE_SNAPSHOT=1 and say why in the commit."""
+    fast sampler draws by inverse CDF; issue 17: the validate and stress stages joined the smoke run; issue 19: the assist stage joined, adding numbers and changing none). Retake with SUPERALIGN_UPDATE_SNAPSHOT=1 and say why in the commit.
+    Bit for bit on a machine of the snapshot's precision (bf16: an AVX-512 BF16 CPU); to 1e-4 on others."""
     import hashlib
 
     _, run_dir, _ = smoke_run
@@ -151,13 +152,27 @@ def test_smoke_numbers_match_the_snapshot(smoke_run):
         # Red-team attempts time their queries: the one field of a record that is not a function of the seeds.
         lines = [{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in path.read_text().splitlines()]
         digests[path.stem] = hashlib.sha256(json.dumps(lines, sort_keys=True).encode()).hexdigest()
+    from superalign.models.precision import fast_bf16
+
+    made_in = "bf16" if fast_bf16("cpu") else "fp32"  # the smoke run's precision on this machine
     if os.environ.get("SUPERALIGN_UPDATE_SNAPSHOT") == "1":
-        SNAPSHOT.write_text(json.dumps({"metrics": now, "records_sha256": digests}, indent=1, sort_keys=True) + "\n")
+        SNAPSHOT.write_text(json.dumps({"metrics": now, "records_sha256": digests, "precision": made_in}, indent=1,
+                                       sort_keys=True) + "\n")
     before = json.loads(SNAPSHOT.read_text())
     assert set(now) == set(before["metrics"])
-    for key, values in before["metrics"].items():
-        assert now[key] == pytest.approx(values, abs=1e-9), key
-    assert digests == before["records_sha256"]
+    if made_in == before["precision"]:  # every number and record to the bit
+        for key, values in before["metrics"].items():
+            assert now[key] == pytest.approx(values, abs=1e-9), key
+        assert digests == before["records_sha256"]
+    else:
+        # Another precision's kernels (e.g. fp32 on an AVX2 CPU against a bf16 snapshot) round reward scores and
+        # losses differently in their last bits (measured: 15 of 204 numbers moved, by at most 2e-5 relative, every
+        # text the same), so the records' floats differ: every number to 1e-4, no digests.
+        def close(x, y) -> bool:  # None (an undefined bound) only equals None
+            return x == y if x is None or y is None else x == pytest.approx(y, rel=1e-4, abs=1e-6)
+
+        for key, values in before["metrics"].items():
+            assert all(close(x, y) for x, y in zip(now[key], values)), (key, now[key], values)
 
 
 def test_a_run_exports_as_a_hugging_face_dataset_with_the_config_that_made_it(smoke_run, tmp_path):
