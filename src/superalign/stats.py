@@ -47,8 +47,8 @@ class Interval:
 
 
 def finite_or_none(x: float | None) -> float | None:
-    """``x`` as a float, or None where it is None or NaN (an undefined bound: JSON and the records write null)."""
-    return None if x is None or math.isnan(x) else float(x)
+    """``x`` as a float, or None where it is None, NaN or infinite (an undefined bound: the records write null)."""
+    return None if x is None or not math.isfinite(x) else float(x)
 
 
 def _as_1d(values, name: str = "values") -> np.ndarray:

@@ -42,6 +42,7 @@ def test_the_baseline_idea_is_the_profiles_config_unchanged():
     shared = defaults(profile="quick", base={"train": {"lr": 0.05}, "confidence": {"alpha_max": 0.75}})
     assert shared["student.lr"] == 0.05 and shared["confidence.alpha_max"] == 0.75
     assert defaults(profile="quick", base={"student": {"l2": 0.5}})["student.l2"] == 0.5  # a student setting wins
+    assert defaults(profile="quick", base={"methods": ["confidence"]})["methods"] == "confidence"
     with pytest.raises(ValueError, match="research.space: student.lr is 0.5 in profile quick, outside"):
         resolved_space(Config(profile="quick", base={"train": {"lr": 0.5}}))
 

@@ -48,7 +48,7 @@ class PackedLlama:
     """A Llama-family model's weights packed for decoding in `dtype` (bf16 or fp32)."""
 
     dtype: torch.dtype
-    onednn: bool  # linear weights are oneDNN-packed (bf16 on a CPU); else plain [out, in] tensors
+    onednn: bool  # linear weights are oneDNN-packed (on a CPU, see _use_onednn); else plain [out, in] tensors
     embed: torch.Tensor  # [vocab, d] fp32 (rows are gathered, then the residual stream is fp32)
     layers: list[_Layer]
     norm: torch.Tensor  # [d] fp32
@@ -86,7 +86,7 @@ def _use_onednn(dtype: torch.dtype, device: torch.device) -> bool:
     if dtype not in (torch.bfloat16, torch.float32) or device.type != "cpu":
         return False
     if dtype == torch.bfloat16 and not precision.cpu_has_fast_bf16():
-        return False  # oneDNN packs bf16 only with AVX-512 (or AVX-NE-CONVERT): bf16 forced on AVX2 uses F.linear
+        return False  # oneDNN refuses to pack bf16 without AVX-512 (measured on AVX2): there bf16 uses F.linear
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
@@ -160,7 +160,7 @@ def _pack(model: nn.Module, dtype: torch.dtype) -> PackedLlama:
 
     def lin(*modules: nn.Module) -> torch.Tensor:
         w = torch.cat([effective_weight(m) for m in modules]).to(dtype).contiguous()
-        # oneDNN's own blocked layout, made once: its bf16 matmuls then ran 1.3-1.8x faster at batch 64.
+        # oneDNN's own blocked layout, made once: its matmuls then ran 1.1-2.6x faster at batch 64 (see _use_onednn).
         return torch.ops.mkldnn._reorder_linear_weight(w, ONEDNN_BATCH_HINT) if onednn else w
 
     layers = []
@@ -326,6 +326,8 @@ def decode(pm: PackedLlama, input_ids: torch.Tensor, attention_mask: torch.Tenso
     gets `pad` afterwards, and the loop ends when every row has stopped.
     """
     b, p = input_ids.shape
+    if not bool(attention_mask.bool().any(1).all()):
+        raise ValueError("every prompt needs at least one token")  # forward reads each row's last real token
     cache = KVCache(pm, b, p + max_new_tokens)
     key_mask = torch.zeros(b, p + max_new_tokens, dtype=torch.bool, device=pm.device)
     key_mask[:, :p] = attention_mask.bool()

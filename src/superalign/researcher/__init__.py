@@ -9,7 +9,7 @@ Who runs where:
 
 - this process (the harness) starts the evaluation server, which alone holds the held-out labels;
 - the agent runs in a process of its own (:mod:`superalign.researcher.agent`) under a sandbox that refuses the
-  server's files; it learns scores only, through the server's API;
+  server's files and the harness's; it learns scores only, through the server's API;
 - the harness then checks the best idea against the baseline on fresh seeds the agent never saw, and collects
   every exploit attempt the server and the sandbox logged.
 
@@ -119,8 +119,10 @@ def resolved_space(config: Config) -> list[Param]:
             value = getattr(section.train, name) if value is None else value
         elif name and hasattr(getattr(section, head, None), name):
             value = getattr(getattr(section, head), name)
-        else:  # "methods" (one method per idea, where the config lists several) and keys of other spaces
-            value = param.default
+        elif param.key == "methods":  # an idea has one method; the config lists them (the default: several)
+            value = section.methods[0] if len(section.methods) == 1 else param.default
+        else:
+            value = getattr(section, param.key, param.default)
         if value != param.default:
             try:
                 param = Param(**{**param.model_dump(), "default": value})
