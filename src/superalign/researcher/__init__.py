@@ -94,12 +94,18 @@ class Result(BaseModel):
                 "seconds": round(self.seconds, 1)}
 
 
-def inputs(config: Config) -> Inputs:
-    """The strong model and the profile's weak supervisor: both pulled before the agent starts (it cannot)."""
-    from superalign.stages import get
+def generalize_config(config: Config):
+    """The generalize stage's config every experiment starts from: the profile's, with ``base``."""
+    from superalign.config import load_config
 
-    weak = get("generalize").profile(config.profile).get("weak", "minilm-l6").split(":")[0].split("@")[0]
-    return Inputs(models=list(dict.fromkeys([config.model, weak])))
+    overrides = [f"generalize.{k}={json.dumps(v)}" for k, v in config.base.items()]
+    return load_config(config.profile, overrides=overrides, model=config.model).generalize
+
+
+def inputs(config: Config) -> Inputs:
+    """Every model the experiments load (the strong model, the weak supervisor): pulled before the agent starts,
+    which cannot."""
+    return Inputs(models=generalize_config(config).model_names())
 
 
 def resolved_space(config: Config) -> list[Param]:
@@ -107,10 +113,7 @@ def resolved_space(config: Config) -> list[Param]:
     ``base``), so that the baseline idea is that config unchanged, whatever the profile sets (smoke trains its
     students 4 epochs, not the 60 the space's own default says). A student setting the config leaves unset is the
     stage's training setting (the students inherit it)."""
-    from superalign.config import load_config
-
-    section = load_config(config.profile, overrides=[f"generalize.{k}={json.dumps(v)}" for k, v in config.base.items()],
-                          model=config.model).generalize
+    section = generalize_config(config)
     space = []
     for param in config.space:
         head, _, name = param.key.partition(".")
