@@ -8,6 +8,7 @@ import torch
 from superalign.models import load, sequence_logprobs
 from superalign.models.generation import end_of_turn_id, eval_mode, prompt_ids
 from superalign.records import Preference
+from superalign.models import generation
 from superalign.rlhf import dpo as dpo_module
 from superalign.rlhf.common import AdapterConfig, TrainingDiverged, make_trainable, trainable_state
 from superalign.rlhf.dpo import (
@@ -126,7 +127,7 @@ def test_length_buckets_group_similar_lengths():
 @pytest.mark.parametrize("use_logits_to_keep", [True, False])
 def test_response_logprobs_match_full_logits(monkeypatch, use_logits_to_keep):
     lm = _policy()
-    monkeypatch.setattr(dpo_module, "_accepts_logits_to_keep", lambda model: use_logits_to_keep)
+    monkeypatch.setattr(generation, "accepts_logits_to_keep", lambda model: use_logits_to_keep)
     batch = collate_pairs(encode_pairs(lm, _prefs(3), 512).pairs, PAD)
     with torch.no_grad():
         ours = response_logprobs(lm.model, batch.input_ids, batch.attention_mask, batch.completion_mask)

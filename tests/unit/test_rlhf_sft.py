@@ -14,6 +14,7 @@ from superalign.rlhf.sft import SFTConfig, collate_demos, encode_demos, sft_loss
 
 
 def _policy():
+    torch.manual_seed(0)  # the adapters' random init: each test starts from the same one, whatever ran before
     return make_trainable(load("tiny-llama"), AdapterConfig(r=4, alpha=8))
 
 
@@ -74,6 +75,26 @@ def test_encode_appends_end_of_turn_cuts_long_responses_and_skips_overlong_promp
     assert encode_demos(lm, [demo], max_length=n_prompt) == []
 
 
+def test_a_step_runs_the_lm_head_on_response_positions_only_and_matches_the_full_loss():
+    # The step's loss and gradients equal sft_loss on the full logits, yet the head sees only the positions
+    # that predict a response token (a fifth of SmolLM2's FLOPs, wasted on prompts three times their size).
+    lm = _policy()
+    batch = collate_demos(encode_demos(lm, _demos(3), 512), 258)
+    params = [p for p in lm.model.parameters() if p.requires_grad]
+    logits = lm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    expected = sft_loss(logits, batch.input_ids, batch.completion_mask)
+    expected_grads = torch.autograd.grad(expected, params)
+    head_rows = []
+    head = lm.model.get_base_model().lm_head
+    hook = head.register_forward_hook(lambda module, args, out: head_rows.append(args[0].shape[:-1].numel()))
+    optimizer = torch.optim.SGD(params, lr=0.0)
+    row = sft_module._sft_step(lm, batch, optimizer, params, SFTConfig(max_grad_norm=None), False, step=1)
+    hook.remove()
+    assert head_rows == [int(batch.completion_mask[:, 1:].sum())]
+    assert row["loss"] == pytest.approx(expected.item(), abs=1e-5)
+    assert all(torch.allclose(p.grad, g, atol=1e-6) for p, g in zip(params, expected_grads))
+
+
 # --- training -----------------------------------------------------------------------------------
 
 
@@ -102,12 +123,14 @@ def test_eval_hook_at_start_every_k_steps_and_end(tmp_path):
 def test_nan_loss_stops_restores_last_good_state_and_saves_checkpoint(monkeypatch, tmp_path):
     calls = {"n": 0}
 
-    def poisoned(logits, input_ids, mask):
-        calls["n"] += 1
-        loss = sft_loss(logits, input_ids, mask)
-        return loss * float("nan") if calls["n"] == 2 else loss
+    real = sft_module.response_logprobs
 
-    monkeypatch.setattr(sft_module, "sft_loss", poisoned)
+    def poisoned(*args):
+        calls["n"] += 1
+        logprobs = real(*args)
+        return logprobs * float("nan") if calls["n"] == 2 else logprobs
+
+    monkeypatch.setattr(sft_module, "response_logprobs", poisoned)
     lm = _policy()
     states = {}
     with pytest.raises(TrainingDiverged, match=r"loss became nan at step 2") as info:

@@ -15,6 +15,7 @@ from superalign.models.generation import (
     generate,
     generate_ids,
     greedy,
+    response_logprobs,
     sequence_logprobs,
 )
 from superalign.models.internals import CacheResult, hook_names, run_with_cache, run_with_hooks
@@ -64,5 +65,6 @@ __all__ = [
     "pull",
     "run_with_cache",
     "run_with_hooks",
+    "response_logprobs",
     "sequence_logprobs",
 ]

@@ -6,7 +6,7 @@ The demonstrations are responses to imitate: best-of-n samples selected by the r
 "rejection sampling" fine-tuning of Touvron et al. 2023 and the SFT step of Ouyang et al. 2022 §3.5) or
 responses written by people in the studio. ``train_sft`` reads top to bottom: tokenize each demonstration
 once (chat prompt with the generation prompt, then response + end-of-turn), group similar lengths into
-batches, then per step one forward, :func:`sft_loss`, backward, clipping, AdamW, with the same divergence
+batches, then per step one forward (the LM head on response positions only), :func:`sft_loss`, backward, clipping, AdamW, with the same divergence
 handling as every trainer (restore the state from before a non-finite step, save it, re-raise).
 """
 
@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from superalign.models.generation import (autocast_context, default_autocast, end_of_turn_id, prompt_ids,
-                                          right_pad_completions)
+                                          response_logprobs, right_pad_completions)
 from superalign.models.sources import LoadedModel
 from superalign.models.training import (EvalHook, TrainResult, check_finite, epoch_schedule, run_training,
                                         trainable_params)
@@ -99,9 +99,9 @@ def _sft_step(lm: LoadedModel, batch: DemoBatch, optimizer: torch.optim.Optimize
     start = time.perf_counter()
     optimizer.zero_grad(set_to_none=True)
     ids, cmask = batch.input_ids.to(device), batch.completion_mask.to(device)
-    with autocast_context(model, autocast):
-        logits = model(input_ids=ids, attention_mask=batch.attention_mask.to(device), use_cache=False).logits
-    loss = sft_loss(logits, ids, cmask)
+    with autocast_context(model, autocast):  # the LM head runs on the response positions only
+        logprobs = response_logprobs(model, ids, batch.attention_mask.to(device), cmask)  # [b]
+    loss = -logprobs.sum() / cmask[:, 1:].sum().clamp(min=1)  # = sft_loss on the full logits
     check_finite(step, loss=float(loss.detach()))
     loss.backward()
     if config.max_grad_norm is not None:

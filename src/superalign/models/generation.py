@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from superalign.models import sampler
 from superalign.models.precision import fast_bf16
@@ -212,13 +213,16 @@ def _next_tokens(logits: torch.Tensor, config: GenerationConfig,
 # Generation
 
 
-def _last_logits_only(model: torch.nn.Module) -> dict:
-    """``{"logits_to_keep": 1}`` when the model's forward takes it (HF causal LMs do), else nothing.
+def accepts_logits_to_keep(model: torch.nn.Module) -> bool:
+    """Whether the model's forward takes ``logits_to_keep`` (HF causal LMs do). A PEFT wrapper passes keyword
+    arguments through to the model it wraps, so that model is asked."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
 
-    A PEFT wrapper passes keyword arguments through to the model it wraps, so that model is asked.
-    """
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(inner.forward).parameters else {}
+
+def _last_logits_only(model: torch.nn.Module) -> dict:
+    """``{"logits_to_keep": 1}`` when the model's forward takes it, else nothing."""
+    return {"logits_to_keep": 1} if accepts_logits_to_keep(model) else {}
 
 
 @torch.no_grad()
@@ -375,6 +379,29 @@ def sequence_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, completion_
     target = input_ids[:, 1:]  # [b, s-1]
     picked = logprobs.gather(-1, target.unsqueeze(-1)).squeeze(-1)  # [b, s-1]
     return (picked * completion_mask[:, 1:].to(picked.dtype)).sum(-1)
+
+
+def response_logprobs(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                      completion_mask: torch.Tensor) -> torch.Tensor:
+    """Σ_t log p(x_t | x_<t) over the response tokens of each row. Tensors [rows, s] -> [rows] (fp32).
+
+    Differentiable. Only the positions that predict a response token go through the LM head (a boolean
+    ``logits_to_keep``): a 49k-token vocabulary makes the head a fifth of SmolLM2's FLOPs, wasted on
+    prompt and padding positions. Equal to `sequence_logprobs` on the full logits.
+    """
+    predicts = completion_mask[:, 1:].bool()  # [rows, s-1]: position t predicts response token t+1
+    targets = input_ids[:, 1:][predicts]  # [n]
+    row_of = torch.arange(input_ids.shape[0], device=input_ids.device)[:, None].expand_as(predicts)[predicts]
+    if accepts_logits_to_keep(model):
+        keep = F.pad(predicts, (0, 1))  # [rows, s]: the last position predicts nothing
+        logits = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep,
+                       use_cache=False).logits  # [n, vocab]
+    else:
+        logits = model(input_ids=input_ids, attention_mask=attention_mask,
+                       use_cache=False).logits[:, :-1][predicts]  # [n, vocab]
+    token_logprobs = -F.cross_entropy(logits.float(), targets, reduction="none")  # [n]
+    out = torch.zeros(input_ids.shape[0], dtype=token_logprobs.dtype, device=input_ids.device)
+    return out.index_add(0, row_of, token_logprobs)
 
 
 def completion_logprobs(lm: LoadedModel, prompts: list[list[dict]], completions: list[str],

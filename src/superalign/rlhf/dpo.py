@@ -22,7 +22,6 @@ checkpointing.
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from superalign.models.generation import (
     eval_mode,
     pad_id,
     prompt_ids,
+    response_logprobs,
     right_pad_completions,
 )
 from superalign.progress import NullProgress, Progress
@@ -181,34 +181,6 @@ def length_buckets(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
 
 # ---------------------------------------------------------------------------------------------------
 # Log-probs of the response tokens
-
-
-def _accepts_logits_to_keep(model: torch.nn.Module) -> bool:
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return "logits_to_keep" in inspect.signature(base.forward).parameters
-
-
-def response_logprobs(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                      completion_mask: torch.Tensor) -> torch.Tensor:
-    """Σ_t log p(x_t | x_<t) over the response tokens of each row. Tensors [rows, s] -> [rows] (fp32).
-
-    Differentiable. Only the positions that predict a response token go through the LM head (a boolean
-    ``logits_to_keep``): a 49k-token vocabulary makes the head a fifth of SmolLM2's FLOPs, wasted on
-    prompt and padding positions. Equal to `sequence_logprobs` on the full logits.
-    """
-    predicts = completion_mask[:, 1:].bool()  # [rows, s-1]: position t predicts response token t+1
-    targets = input_ids[:, 1:][predicts]  # [n]
-    row_of = torch.arange(input_ids.shape[0], device=input_ids.device)[:, None].expand_as(predicts)[predicts]
-    if _accepts_logits_to_keep(model):
-        keep = F.pad(predicts, (0, 1))  # [rows, s]: the last position predicts nothing
-        logits = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep,
-                       use_cache=False).logits  # [n, vocab]
-    else:
-        logits = model(input_ids=input_ids, attention_mask=attention_mask,
-                       use_cache=False).logits[:, :-1][predicts]  # [n, vocab]
-    token_logprobs = -F.cross_entropy(logits.float(), targets, reduction="none")  # [n]
-    out = torch.zeros(input_ids.shape[0], dtype=token_logprobs.dtype, device=input_ids.device)
-    return out.index_add(0, row_of, token_logprobs)
 
 
 def _batch_logprobs(model: torch.nn.Module, batch: PairBatch) -> torch.Tensor:
