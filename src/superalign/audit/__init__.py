@@ -62,7 +62,8 @@ class Config(BaseModel):
     split: str = "validation"
     world_seed: int = 0
     max_new_tokens: int = Field(40, ge=1)
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(64, ge=1, description="replies generated together (64: 1.3x the replies/s of 16 on a "
+                            "2-core CPU, the same greedy replies)")
     white_box: bool = Field(True, description="also run the white-box detectors (probes, SAE feature shift)")
     probe_layer: int | None = Field(None, ge=0, description="layers.N.resid_post the white-box detectors read "
                                     "(default: 60% of the depth)")

