@@ -33,9 +33,9 @@ STAGE = "assist"
 # smoke: a tiny random model, the plumbing in seconds; quick: the embedded model in about 9 minutes on 2 cores
 # (docs/assist.md); full: more responses, questions and rounds.
 PROFILES: dict[str, dict] = {
-    # smoke keeps the batches of 16 its snapshot was taken with (a batch's shape moves scores in their 7th digit).
-    "smoke": {"critique": {"n_test": 8, "max_new_tokens": 8, "batch_size": 16,
-                           "training": {"n_train": 8, "epochs": 1, "max_length": 2048}},
+    # smoke keeps the debate's batches of 16 its snapshot was taken with (a batch's shape moves scores in their
+    # 7th digit).
+    "smoke": {"critique": {"n_test": 8, "max_new_tokens": 8, "training": {"n_train": 8, "epochs": 1, "max_length": 2048}},
               "debate": {"n_questions": 4, "rounds": 1, "best_of": [1, 2], "max_new_tokens": 8, "batch_size": 16}},
     "quick": {"debate": {"rounds": 1}},
     "full": {"critique": {"n_test": 200, "training": {"n_train": 600, "epochs": 3}},

@@ -81,8 +81,8 @@ class Config(BaseModel):
                                                      "whether to claim a flaw: its P(Quote) against a threshold fitted "
                                                      "on the train split, then a forced quote; or greedy decoding")
     max_new_tokens: int = Field(48, ge=8)
-    batch_size: int = Field(32, ge=1, description="prompts generated or scored together (32: 1.2x the replies/s of "
-                            "16 on a 2-core CPU; long prompts keep it below 64)")
+    batch_size: int = Field(16, ge=1, description="prompts generated or scored together (32 made the stage slower on "
+                            "2 cores: the judge's forwards over long critique prompts cost more per row)")
     training: Training = Field(default_factory=Training)
     judge: Judge = Field(default_factory=Judge)
     model_judge: bool = Field(True, description="also ask the model itself whether each response is flawed, "

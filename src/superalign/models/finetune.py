@@ -6,8 +6,9 @@ The demonstrations are responses to imitate: best-of-n samples selected by the r
 "rejection sampling" fine-tuning of Touvron et al. 2023 and the SFT step of Ouyang et al. 2022 §3.5) or
 responses written by people in the studio. ``train_sft`` reads top to bottom: tokenize each demonstration
 once (chat prompt with the generation prompt, then response + end-of-turn), group similar lengths into
-batches, then per step one forward (the LM head on response positions only), :func:`sft_loss`, backward, clipping, AdamW, with the same divergence
-handling as every trainer (restore the state from before a non-finite step, save it, re-raise).
+batches, then per step one forward (the LM head on the response positions only), the loss of :func:`sft_loss`,
+backward, clipping, AdamW, with the same divergence handling as every trainer (restore the state from before a
+non-finite step, save it, re-raise).
 """
 
 from __future__ import annotations
