@@ -26,14 +26,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from hardware import matmul_gflops, peak_rss_mb
+from hardware import matmul_gflops, peak_rss_mb, run_worker, step_timer
 
 RESULTS = Path(__file__).parent / "results" / "dpo.json"
 LORA = dict(r=16, alpha=32, dropout=0.0, target_modules="all-linear")
@@ -118,7 +116,6 @@ def worker_reference(args, prefs_json: list[dict]) -> dict:
 def worker_trl(args, prefs_json: list[dict]) -> dict:
     from datasets import Dataset
     from peft import LoraConfig
-    from transformers import TrainerCallback
     from trl import DPOConfig as TRLConfig
     from trl import DPOTrainer
 
@@ -131,13 +128,6 @@ def worker_trl(args, prefs_json: list[dict]) -> dict:
     times: list[float] = []
     tokens: list[int] = []
 
-    class StepTimer(TrainerCallback):
-        def on_step_begin(self, *a, **k):
-            self.start = time.perf_counter()
-
-        def on_step_end(self, *a, **k):
-            times.append(time.perf_counter() - self.start)
-
     with tempfile.TemporaryDirectory() as out_dir:
         extra = {} if args.trl_default_lr else {"learning_rate": args.lr, "lr_scheduler_type": "constant"}
         config = TRLConfig(output_dir=out_dir, per_device_train_batch_size=len(prefs_json), max_steps=1 + args.steps,
@@ -146,7 +136,7 @@ def worker_trl(args, prefs_json: list[dict]) -> dict:
         lora = LoraConfig(r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=LORA["dropout"],
                           target_modules=LORA["target_modules"], task_type="CAUSAL_LM")
         trainer = DPOTrainer(model=lm.model, args=config, train_dataset=data, processing_class=lm.tokenizer,
-                             peft_config=lora, callbacks=[StepTimer()])
+                             peft_config=lora, callbacks=[step_timer(times)])
         for row in trainer.train_dataset:
             tokens.append(2 * len(row["prompt_ids"]) + len(row["chosen_ids"]) + len(row["rejected_ids"]))
         trainer.train()
@@ -159,15 +149,6 @@ def worker_trl(args, prefs_json: list[dict]) -> dict:
 
 
 WORKERS = {"ours": worker_ours, "trl": worker_trl, "reference": worker_reference}
-
-
-def run_worker(name: str, args, prefs_path: Path) -> dict:
-    cmd = [sys.executable, __file__, "--worker", name, "--prefs", str(prefs_path), "--model", args.model,
-           "--steps", str(args.steps), "--lr", str(args.lr)] + (["--trl-default-lr"] if args.trl_default_lr else [])
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"worker {name} failed:\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -204,9 +185,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         prefs_path = Path(tmp) / "prefs.json"
         prefs_path.write_text(json.dumps(prefs))
-        ours = run_worker("ours", args, prefs_path)
-        trl = run_worker("trl", args, prefs_path)
-        reference = run_worker("reference", args, prefs_path)
+        child = ["--prefs", str(prefs_path), "--model", args.model, "--steps", str(args.steps), "--lr", str(args.lr)]
+        child += ["--trl-default-lr"] if args.trl_default_lr else []
+        ours, trl, reference = (run_worker(__file__, name, child) for name in ("ours", "trl", "reference"))
     # Measured before and after: one short probe on a shared machine can read low; keep the better.
     peak = {key: max(value, matmul_gflops(torch.bfloat16 if key.startswith("bf16") else torch.float32))
             for key, value in peak.items()}

@@ -1,8 +1,12 @@
-"""What every benchmark measures about the machine it runs on: matmul rate and peak memory."""
+"""What every benchmark measures about the machine it runs on (matmul rate, peak memory), and the helpers the
+trainer benchmarks share (a worker in its own process, a step timer for TRL's trainers)."""
 
 from __future__ import annotations
 
+import json
 import resource
+import subprocess
+import sys
 import time
 
 import torch
@@ -31,3 +35,26 @@ def matmul_gflops(dtype: torch.dtype = torch.bfloat16, n: int = 2048, repeats: i
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far, in MB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_worker(script: str, name: str, args: list[str]) -> dict:
+    """Run ``script --worker name ARGS`` in a child process (its own peak RSS, the same threads); its last stdout
+    line is the JSON it measured."""
+    proc = subprocess.run([sys.executable, script, "--worker", name, *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"worker {name} failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def step_timer(times: list[float]):
+    """A transformers ``TrainerCallback`` that appends each optimizer step's seconds to ``times``."""
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def on_step_begin(self, *a, **k):
+            self.start = time.perf_counter()
+
+        def on_step_end(self, *a, **k):
+            times.append(time.perf_counter() - self.start)
+
+    return StepTimer()

@@ -26,14 +26,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
-from hardware import matmul_gflops, peak_rss_mb
+from hardware import matmul_gflops, peak_rss_mb, run_worker, step_timer
 
 RESULTS = Path(__file__).parent / "results"
 LORA = dict(r=16, alpha=32, dropout=0.0, target_modules="all-linear")
@@ -79,7 +76,6 @@ def worker_ours_full(args, demos_json: list[dict]) -> dict:
 def worker_trl(args, demos_json: list[dict]) -> dict:
     from datasets import Dataset
     from peft import LoraConfig
-    from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
     from superalign.models import load
@@ -91,13 +87,6 @@ def worker_trl(args, demos_json: list[dict]) -> dict:
                               for d in demos_json])
     times: list[float] = []
 
-    class StepTimer(TrainerCallback):
-        def on_step_begin(self, *a, **k):
-            self.start = time.perf_counter()
-
-        def on_step_end(self, *a, **k):
-            times.append(time.perf_counter() - self.start)
-
     with tempfile.TemporaryDirectory() as out_dir:
         config = SFTConfig(output_dir=out_dir, per_device_train_batch_size=len(demos_json), max_steps=1 + args.steps,
                            learning_rate=args.lr, lr_scheduler_type="constant", report_to="none", logging_steps=1,
@@ -105,7 +94,7 @@ def worker_trl(args, demos_json: list[dict]) -> dict:
         lora = LoraConfig(r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=LORA["dropout"],
                           target_modules=LORA["target_modules"], task_type="CAUSAL_LM")
         trainer = SFTTrainer(model=lm.model, args=config, train_dataset=data, processing_class=lm.tokenizer,
-                             peft_config=lora, callbacks=[StepTimer()])
+                             peft_config=lora, callbacks=[step_timer(times)])
         tokens = sum(len(row["input_ids"]) for row in trainer.train_dataset)
         trainer.train()
         losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
@@ -116,15 +105,6 @@ def worker_trl(args, demos_json: list[dict]) -> dict:
 
 
 WORKERS = {"ours": worker_ours, "ours_full": worker_ours_full, "trl": worker_trl}
-
-
-def run_worker(name: str, args, demos_path: Path) -> dict:
-    cmd = [sys.executable, __file__, "--worker", name, "--demos", str(demos_path), "--model", args.model,
-           "--steps", str(args.steps), "--lr", str(args.lr)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"worker {name} failed:\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -154,7 +134,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "demos.json"
         path.write_text(json.dumps(demos))
-        runs = {name: run_worker(name, args, path) for name in ("ours", "ours_full", "trl")}
+        child = ["--demos", str(path), "--model", args.model, "--steps", str(args.steps), "--lr", str(args.lr)]
+        runs = {name: run_worker(__file__, name, child) for name in ("ours", "ours_full", "trl")}
     gflops = max(gflops, matmul_gflops(dtype))  # one short probe on a shared machine can read low: keep the better
 
     from superalign.models import load
