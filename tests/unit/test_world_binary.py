@@ -44,6 +44,21 @@ def test_examples_carry_no_label():
                                                          and not k.startswith("_LabelVault"))
 
 
+def test_a_saved_vault_loads_back_every_label_and_only_its_owner_reads_the_file(tmp_path):
+    # The evaluation server serves labels from the file it wrote: a pool or test label lost or flipped on the
+    # way would change every score the researcher's agent is given.
+    import os
+    import stat
+
+    task = world_task("fact", 0, 40, 20)
+    task.vault.save(tmp_path / "fact.json")
+    loaded = LabelVault.load(tmp_path / "fact.json")
+    everything = task.pool + task.test
+    assert loaded.ids() == task.vault.ids() and {e.id for e in everything} <= loaded.ids()
+    assert loaded.reveal(everything, "check").tolist() == task.vault.reveal(everything, "check").tolist()
+    assert stat.S_IMODE(os.stat(tmp_path / "fact.json").st_mode) == 0o600
+
+
 def test_reward_pairs_are_labelled_by_gold():
     task = world_task("reward", 0, 30, 10)
     world = World(0)
