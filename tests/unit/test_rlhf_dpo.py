@@ -5,10 +5,9 @@ import math
 import pytest
 import torch
 
-from superalign.models import load, sequence_logprobs
+from superalign.models import generation, load, sequence_logprobs
 from superalign.models.generation import end_of_turn_id, eval_mode, prompt_ids
 from superalign.records import Preference
-from superalign.models import generation
 from superalign.rlhf import dpo as dpo_module
 from superalign.rlhf.common import AdapterConfig, TrainingDiverged, make_trainable, trainable_state
 from superalign.rlhf.dpo import (

@@ -92,7 +92,8 @@ def test_a_step_runs_the_lm_head_on_response_positions_only_and_matches_the_full
     hook.remove()
     assert head_rows == [int(batch.completion_mask[:, 1:].sum())]
     assert row["loss"] == pytest.approx(expected.item(), abs=1e-5)
-    assert all(torch.allclose(p.grad, g, atol=1e-6) for p, g in zip(params, expected_grads))
+    assert all(torch.allclose(p.grad, g, rtol=1e-4, atol=1e-9) for p, g in zip(params, expected_grads))
+    assert any(bool(g.abs().max() > 0) for g in expected_grads)  # a comparison of zeros would prove nothing
 
 
 # --- training -----------------------------------------------------------------------------------
