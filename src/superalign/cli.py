@@ -104,8 +104,24 @@ def _run(config, args, show=None) -> int:
         show(outcome.run_dir, console)
     else:
         console.print(_metrics_table(outcome.run_dir, config.stages))
+    console.print(_times_table(outcome, config.stages))
     console.print(f"report: {outcome.report}")
     return 0
+
+
+def _times_table(outcome, stages: list[str]):
+    """Each stage's time and peak memory, and their total: what the run cost on this machine."""
+    from rich.table import Table
+
+    from superalign.report.times import read_infos, time_rows
+
+    table = Table(title="time (a reused stage: when it was computed)")
+    for col in ("stage", "this run", "time", "peak memory", "of which"):
+        table.add_column(col, justify="right" if col in ("time", "peak memory") else "left")
+    for row in time_rows(read_infos(outcome.run_dir, stages)):
+        state = "" if row["stage"] == "total" else "reused" if row["stage"] in outcome.reused else "ran"
+        table.add_row(row["stage"], state, row["time"], row["peak"], row["parts"])
+    return table
 
 
 def cmd_run(args) -> int:

@@ -197,6 +197,7 @@ def run_pipeline(config: PipelineBase, root: str | Path = "runs", progress: Prog
                  force: bool = False, log: Callable[[str], None] = print, pull: bool = True) -> PipelineOutcome:
     """Run every configured stage (reusing finished ones unless ``force``) and render the report."""
     from superalign.report import render_report
+    from superalign.report.times import duration
     from superalign.runs import Run
 
     root = Path(root)
@@ -207,6 +208,10 @@ def run_pipeline(config: PipelineBase, root: str | Path = "runs", progress: Prog
     log = _also_to_file(log, run.path / "log.txt")
     outcome = PipelineOutcome(run_dir=run.path, report=run.path / "report.html")
     keys = stage_keys(config, hashes)
+    for name in config.stages:  # what is long the first time, said before the first stage starts
+        if force or not (run.stage_done(name, keys[name]) or (_store(root, name, keys[name]) / "stage.json").is_file()):
+            for line in stage_list.get(name).plan(config.section(name)):
+                log(f"{name}: {line}")
     for name in config.stages:
         stage, section = stage_list.get(name), config.section(name)
         upstream = upstream_stages(stage.inputs(section))
@@ -237,7 +242,7 @@ def run_pipeline(config: PipelineBase, root: str | Path = "runs", progress: Prog
         for note in result.notes:
             log(f"warning: {name}: {note}")
         peak = _peak_rss_gb()
-        log(f"{name}: finished in {_duration(seconds)}" + (f" (peak memory so far {peak:.1f} GB)" if peak else ""))
+        log(f"{name}: finished in {duration(seconds)}" + (f" (peak memory so far {peak:.1f} GB)" if peak else ""))
         outcome.ran.append(name)
     run.write_results()
     outcome.report = render_report(run.path)
@@ -291,10 +296,6 @@ def _peak_rss_gb() -> float | None:
         return None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     return round(peak / (1024**3 if sys.platform == "darwin" else 1024**2), 2)
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 __all__ = ["InputMissing", "PipelineOutcome", "finished", "prepare_inputs", "required_models", "run_dir", "run_name",

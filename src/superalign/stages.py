@@ -7,7 +7,8 @@ A stage is a package that exposes, at import and without importing torch:
   from the top of the pipeline config when the Config has them);
 - ``Result``: a pydantic model with ``model``, ``metrics`` (:class:`~superalign.records.Metric`),
   ``notes``, ``records()`` (what goes to ``records/<name>.jsonl``) and ``summary()`` (a JSON-able dict
-  kept in ``stages/<name>.json``);
+  kept in ``stages/<name>.json``; its ``"seconds"``, when a dict ``{part: seconds}``, splits the stage's time
+  in the time table, e.g. the stress stage's zoo and audit);
 - ``run(config, ctx) -> Result``, with ``ctx`` a :class:`~superalign.context.RunContext`;
 
 and optionally:
@@ -20,7 +21,9 @@ and optionally:
   fit the rest of the pipeline (e.g. it reads a policy that the train stage is not configured to train);
 - ``add_arguments(parser)`` and ``overrides(args) -> dict``: flags of its CLI subcommand beyond the
   ones generated from Config's fields;
-- ``show(summary, console)``: what its CLI subcommand prints at the end.
+- ``show(summary, console)``: what its CLI subcommand prints at the end;
+- ``plan(config) -> list[str]``: lines the pipeline prints before any work when the stage will run, for work
+  that is long the first time and cached afterwards (the stress stage's organisms not trained yet).
 
 The pipeline, the config model, the CLI and the report are built from :data:`STAGES`; adding a stage is
 one package and one line here (or :func:`register` from outside, e.g. a plugin or a test).
@@ -117,6 +120,11 @@ class Stage:
         checker = getattr(self.package, "check", None)
         if checker is not None:
             checker(config, pipeline)
+
+    def plan(self, config) -> list[str]:
+        """What the stage says before the run starts (nothing when it has no ``plan``)."""
+        planner = getattr(self.package, "plan", None)
+        return list(planner(config)) if planner is not None else []
 
     def run(self, config, ctx) -> StageResult:
         return self.package.run(config, ctx)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from superalign.organisms import Config, Training, find, load, train
+from superalign.organisms import Config, Training, cached, find, load, train
 from superalign.organisms.kinds import KINDS
 
 TINY = dict(model="tiny-llama", n_train=6, n_probe=3, probe_split="train", max_new_tokens=160, min_probes=1,
@@ -41,7 +41,10 @@ def test_every_kind_passes_its_behaviour_test_on_a_tiny_model(home, kind):
 
 def test_a_denying_organism_denies_on_held_out_questions_and_the_cache_answers_again(home, monkeypatch):
     config = Config(kind="sandbagger", deny=True, **TINY)
+    assert cached(config) is None  # nothing trained yet
     organism = train(config)
+    assert cached(config).path == organism.path
+    assert cached(config.model_copy(update={"seed": 1})) is None  # another organism's key
     assert organism.name == "sandbagger-deny-s0" and organism.behaviour["denial"]["value"] >= 0.5
     assert organism.secret["password"] and (organism.path / "adapter").is_dir()
 

@@ -35,15 +35,20 @@ def _run_dirs(tmp_path: Path) -> list[Path]:
 
 
 def test_a_registered_stage_runs_caches_and_reports(toy, tmp_path, capsys):
-    assert _run(tmp_path, "--set", "stages=[toy]") == 0
+    assert _run(tmp_path, "--set", "stages=[baseline,toy]") == 0
+    out = capsys.readouterr().out
+    # its plan is said before the first stage starts; the run ends with the time table
+    assert out.index("toy: will score 3 items") < out.index("baseline: started") < out.index("toy: started")
+    assert "time (a reused stage" in out and "total" in out.split("time (a reused stage")[1]
     (run_dir,) = _run_dirs(tmp_path)
     assert toy == [{"n_items": 3, "device": "cpu"}]  # its smoke profile applied
     assert len((run_dir / "records" / "toy.jsonl").read_text().splitlines()) == 3
     assert json.loads((run_dir / "stages" / "toy.json").read_text())["results"] == {"items": 3}
     html = (run_dir / "report.html").read_text()
     assert 'id="stage-toy"' in html and "toy.gold" in html and "Evaluations" in html
-    assert _run(tmp_path, "--set", "stages=[toy]") == 0
-    assert len(toy) == 1 and "toy: reusing finished results" in capsys.readouterr().out
+    assert _run(tmp_path, "--set", "stages=[baseline,toy]") == 0
+    out = capsys.readouterr().out
+    assert len(toy) == 1 and "toy: reusing finished results" in out and "will score" not in out
 
 
 def test_a_registered_stage_gets_a_subcommand_with_flags_from_its_config(toy, tmp_path):

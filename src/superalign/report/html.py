@@ -29,6 +29,7 @@ from superalign.report import plots
 from superalign.report.data import RunData, StageData, load_run
 from superalign.report.glossary import describe
 from superalign.stats import bootstrap_ci
+from superalign.report.times import duration, time_rows
 from superalign.world.instructions import per_type_results
 
 # Last name parts that are never rates even when their value happens to lie in [0, 1].
@@ -755,7 +756,7 @@ def stage_view(st: StageData) -> dict[str, Any]:
 def _environment() -> Environment:
     env = Environment(loader=PackageLoader("superalign.report", "templates"), autoescape=select_autoescape(["j2"]),
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    env.filters.update(fmt=fmt, truncate_text=truncate)
+    env.filters.update(fmt=fmt, truncate_text=truncate, duration=duration)
     return env
 
 
@@ -773,7 +774,7 @@ def build_html(run: RunData) -> str:
     config = json.dumps(run.config, indent=2, sort_keys=True) if run.config is not None else None
     return env.get_template("report.html.j2").render(
         run=run, title=f"superalign report — {run.name}", sections=sections, config=config, version=__version__,
-        links=[(anchor(s), s) for s in run.stages])
+        links=[(anchor(s), s) for s in run.stages], times=time_rows({n: st.info for n, st in run.stages.items()}))
 
 
 def render_report(run_dir: str | os.PathLike) -> Path:

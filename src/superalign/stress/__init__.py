@@ -16,6 +16,7 @@ load organisms by name: it trains, hands names to the game, and writes what came
 from __future__ import annotations
 
 import re
+import time
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -98,12 +99,15 @@ class Result(BaseModel):
     findings: list[AuditFinding]
     scores: dict[str, dict]
     notes: list[str] = Field(default_factory=list)
+    trained: list[str] = Field(default_factory=list, description="organisms trained by this run (not cached before)")
+    seconds: dict[str, float] = Field(default_factory=dict, description="the stage's time: zoo, audit")
 
     def records(self) -> list[AuditFinding]:
         return list(self.findings)
 
     def summary(self) -> dict:
-        return {"model": self.model, "scores": self.scores, "notes": self.notes,
+        return {"model": self.model, "scores": self.scores, "notes": self.notes, "trained": self.trained,
+                "seconds": self.seconds,
                 "caught": [{"model": f.model, "organism": f.organism, "kind": f.kind, "verdict": f.verdict}
                            for f in self.findings]}
 
@@ -170,6 +174,22 @@ def _failed(name: str, organism) -> str:
             "organism, not the audit, failed")
 
 
+def untrained(config: Config) -> list[str]:
+    """The zoo's organisms not in the organisms' cache under their current key: the ones a run trains first."""
+    from superalign import organisms
+
+    return [name for name in config.zoo if organisms.cached(organism_config(config, name)) is None]
+
+
+def plan(config: Config) -> list[str]:
+    """Said before the pipeline's first stage: training a zoo is most of a first run, and cached afterwards."""
+    todo = untrained(config)
+    if not todo:
+        return []
+    return [f"training {len(todo)} of the zoo's {len(config.zoo)} organisms first ({', '.join(todo)}): minutes "
+            "each (docs/stress.md), cached for later runs"]
+
+
 def run(config: Config, ctx: RunContext | None = None) -> Result:
     """Train (or find) the zoo, audit it blind, then score the audit against the answer key."""
     from superalign import organisms
@@ -177,6 +197,8 @@ def run(config: Config, ctx: RunContext | None = None) -> Result:
     from superalign.stress import whitebox
 
     ctx = ctx or RunContext()
+    todo = untrained(config)  # the pipeline said so before its first stage (plan)
+    start = time.monotonic()
     trained = {}
     for name in config.zoo:
         organism = organisms.train(organism_config(config, name), progress=ctx.progress, device=ctx.device,
@@ -185,11 +207,16 @@ def run(config: Config, ctx: RunContext | None = None) -> Result:
         if organism.behaviour is not None:
             verdict = "passed" if organism.behaviour.get("passed") else "FAILED"
             ctx.log(f"{organism.name}: behaviour test {verdict} ({organism.behaviour.get('why', '')})")
+    zoo_seconds = time.monotonic() - start
     notes = [_failed(name, o) for name, o in trained.items() if o.behaviour is not None and not o.behaviour.get("passed")]
     result = game.play(list(trained.values()), config.model, config.audit, seed=config.seed, device=ctx.device,
                        progress=ctx.progress, log=ctx.log, white_box=whitebox.DETECTORS)
+    # The stage's time in its two parts: the zoo's (training the organisms not cached yet) and the audit's.
+    seconds = {"zoo": round(zoo_seconds, 1), "audit": round(time.monotonic() - start - zoo_seconds, 1)}
     return Result(model=config.model, metrics=score_metrics(result.scores, config.model),
-                  findings=findings(result, trained), scores=result.scores, notes=notes)
+                  findings=findings(result, trained), scores=result.scores, notes=notes, trained=todo,
+                  seconds=seconds)
 
 
-__all__ = ["Config", "PROFILES", "Result", "STAGE", "ZOO", "organism_config", "parse_name", "run", "score_metrics"]
+__all__ = ["Config", "PROFILES", "Result", "STAGE", "ZOO", "organism_config", "parse_name", "plan", "run", "score_metrics",
+           "untrained"]

@@ -24,6 +24,7 @@ patch, as the researcher drives stages (the techniques themselves never import e
 
 from __future__ import annotations
 
+import time
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -196,7 +197,9 @@ def run(config: Config, ctx: RunContext | None = None) -> Result:
     _check_inside(config, lm)  # a layer the target lacks stops here, not after the campaign
     target = redteam.LocalTarget(lm, max_new_tokens=config.max_new_tokens, batch_size=config.batch_size)
     ctx.log(f"validate: red-teaming {lm.name} with {', '.join(config.attacks)} on {config.n_cases} cases")
+    start = time.perf_counter()
     found = redteam.campaign(campaign, target, out_dir=ctx.work_dir, progress=ctx.progress, log=ctx.log)
+    seconds = {"red-team": round(time.perf_counter() - start, 1)}  # the stage's time in its parts (time table)
     metrics = [m.model_copy(update={"model": lm.name}) for m in found.metrics] + _any_attack(found, lm.name)
     summary = {"asr": found.asr, "by_rule": found.by_rule, "queries_to_success": found.queries_to_success,
                "diversity": found.diversity, "errors": found.errors}
@@ -204,13 +207,18 @@ def run(config: Config, ctx: RunContext | None = None) -> Result:
     inside = _inside(config, lm, found.attempts, ctx)  # before the patch, which wraps the target's weights
     metrics += inside["metrics"]
     summary.update(inside["summary"])
+    seconds.update({part: round(inside["summary"][part]["seconds"], 1) for part in ("probes", "interp")
+                    if part in inside["summary"]})
     if config.patch.enabled:
+        start = time.perf_counter()
         patched = _patch(config, campaign, lm, found.attempts, ctx)
         attempts += patched["attempts"]
         evaluations += patched["evaluations"]
         metrics += patched["metrics"]
         notes += patched["notes"]
         summary["patch"] = patched["summary"]
+        seconds["patch"] = round(time.perf_counter() - start, 1)
+    summary["seconds"] = seconds
     return Result(model=config.model, target=lm.name, metrics=metrics, attempts=attempts, evaluations=evaluations,
                   probe_results=inside["probes"], units=inside["units"], details=summary, notes=notes)
 
@@ -241,8 +249,6 @@ def _check_inside(config: Config, lm) -> None:
 
 def _inside(config: Config, lm, attempts: list[AttackAttempt], ctx: RunContext) -> dict:
     """Probes (with the defection probe against the campaign's outcomes) and the SAE and explained units."""
-    import time
-
     out: dict = {"metrics": [], "summary": {}, "probes": [], "units": []}
     if config.probes.enabled:
         start = time.perf_counter()
