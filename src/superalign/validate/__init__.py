@@ -47,7 +47,9 @@ PROFILES: dict[str, dict] = {
               "probes": {"n_train": 24, "n_control": 4, "n_monitor": 4, "n_deception": 6, "max_new_tokens": 8},
               "interp": {"n_sae_windows": 100, "n_eval_windows": 20, "n_interp_windows": 40, "n_units": 3,
                          "epochs": 2, "k": 8}},
-    "quick": {},
+    # Replies 64 at a time: the campaign took 3.5 minutes instead of 5.2 on an AVX2 CPU, the same 44 numbers
+    # (docs/validate.md). Readouts (probes, the defection monitor) keep the probes' 16: padded rows cost there.
+    "quick": {"batch_size": 64},
     "full": {"n_cases": 80, "max_new_tokens": 128, "patch": {"n_check": 96, "check_max_new_tokens": 192}},
 }
 PROFILES["standard"] = PROFILES["quick"]
@@ -80,7 +82,7 @@ class Config(BaseModel):
                                                         "paraphrase", "many_shot"])
     n_cases: int = Field(24, ge=2, description="policy cases of the world's test split")
     max_new_tokens: int = Field(64, ge=1)
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(16, ge=1, description="replies generated at a time (campaign, replay, cost check)")
     budget: int = Field(4, ge=1, description="queries per case of an adaptive attack")
     gcg_steps: int = Field(12, ge=1, description="GCG optimisation steps per case (attack gcg)")
     patch: Patch = Field(default_factory=Patch)
@@ -256,7 +258,7 @@ def _inside(config: Config, lm, attempts: list[AttackAttempt], ctx: RunContext) 
         found = probes.run(config.probes, lm, cache_dir=cache, progress=ctx.progress, log=ctx.log)
         judged = [a for a in attempts if a.success is not None]
         defection = probes.defection_monitor(lm, found.best_layer, [a.prompt for a in judged],
-                                             [bool(a.success) for a in judged], config.batch_size)
+                                             [bool(a.success) for a in judged], config.probes.batch_size)
         out["probes"] = [*found.results, defection]
         out["metrics"] += probe_headlines(out["probes"], found.best_layer)
         out["summary"]["probes"] = {"best_layer": found.best_layer, "seconds": time.perf_counter() - start}
