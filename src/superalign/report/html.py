@@ -28,8 +28,8 @@ from superalign.records import (AttackAttempt, AuditFinding, Evaluation, Judgeme
 from superalign.report import plots
 from superalign.report.data import RunData, StageData, load_run
 from superalign.report.glossary import describe
-from superalign.stats import bootstrap_ci
 from superalign.report.times import duration, time_rows
+from superalign.stats import bootstrap_ci
 from superalign.world.instructions import per_type_results
 
 # Last name parts that are never rates even when their value happens to lie in [0, 1].
