@@ -177,12 +177,17 @@ def _save_to_store(run, name: str, key: str, root: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _stored(root: Path, name: str, key: str) -> bool:
+    """Whether a run under ``root`` has finished stage ``name`` with ``key`` (its copy is in the shared store)."""
+    return (_store(root, name, key) / "stage.json").is_file()
+
+
 def _reuse_from_store(run, name: str, key: str, root: Path) -> bool:
     """Copy a stage finished by another run (same key) into this run directory; False when there is none."""
     import json
 
     source = _store(root, name, key)
-    if not (source / "stage.json").is_file():
+    if not _stored(root, name, key):
         return False
     if (source / "records.jsonl").is_file():
         shutil.copyfile(source / "records.jsonl", run.records_path(name))
@@ -209,7 +214,7 @@ def run_pipeline(config: PipelineBase, root: str | Path = "runs", progress: Prog
     outcome = PipelineOutcome(run_dir=run.path, report=run.path / "report.html")
     keys = stage_keys(config, hashes)
     for name in config.stages:  # what is long the first time, said before the first stage starts
-        if force or not (run.stage_done(name, keys[name]) or (_store(root, name, keys[name]) / "stage.json").is_file()):
+        if force or not (run.stage_done(name, keys[name]) or _stored(root, name, keys[name])):
             for line in stage_list.get(name).plan(config.section(name)):
                 log(f"{name}: {line}")
     for name in config.stages:
