@@ -1,10 +1,12 @@
 """Benchmark: our sampler vs HF `generate`, side by side in one process, against the machine's FLOP limit.
 
     python benchmarks/sampler.py [--batch 64] [--new-tokens 96] [--repeats 3]
+    python benchmarks/sampler.py --samples-per-prompt 4   # the feedback's batch: 16 prompts x 4 samples
     python benchmarks/sampler.py --device cuda --random-init smollm2-135m   # a GPU, no weights needed
 
 The workload is the train stage's: the world's instruction prompts (train split), sampled at temperature
-0.7 with per-row seeds, at most 96 new tokens, one batch of 64. Measured, alternating `repeats` times and
+0.7 with per-row seeds, at most 96 new tokens, one batch of 64 (64 prompts; with `--samples-per-prompt k`,
+64 / k prompts k times each, as the feedback and best-of-n batches are). Measured, alternating `repeats` times and
 keeping each variant's best time (the machine is shared):
   ours       `generate_ids` in the machine's precision (bf16 where the CPU has native bf16, else fp32)
   ours_fp32  the same in fp32 (only where the machine's precision is bf16)
@@ -89,6 +91,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--new-tokens", type=int, default=96)
     parser.add_argument("--temperature", type=float, default=0.7)
+    parser.add_argument("--samples-per-prompt", type=int, default=1, help="each prompt this many times in the batch")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -99,7 +102,8 @@ def main() -> None:
         chats = None
     else:
         lm = load(args.model, device=args.device)
-        chats = [t.messages for t in World(0).tasks("instruction", args.batch, split="train")]
+        k = args.samples_per_prompt
+        chats = [t.messages for t in World(0).tasks("instruction", args.batch // k, split="train") for _ in range(k)]
         token_prompts = [prompt_ids(lm, m) for m in chats]
     token_prompts = token_prompts[: args.batch]
     stops = set(stop_token_ids(lm)) if chats else set()
@@ -151,6 +155,7 @@ def main() -> None:
     limit = max(rate.values()) * 1e9 / (2 * n_params(lm.model))  # tokens/s at the best matmul rate
     results = {"machine": describe(args.device), "load_before": load_before[0], "load_after": os.getloadavg()[0],
                "model": lm.name, "params": n_params(lm.model), "batch": args.batch, "new_tokens": args.new_tokens,
+               "samples_per_prompt": args.samples_per_prompt,
                "temperature": args.temperature, "precision": "bf16" if bf16 else "fp32", "matmul_gflops": rate,
                "flop_limit_tok_s": limit, "pack_seconds": pack_s, "peak_rss_mb": peak_rss_mb()}
     for name in variants:

@@ -74,6 +74,19 @@ def test_sampling_reproducible_and_batch_independent():
     assert a != generate_ids(lm, PROMPTS, GenerationConfig(**{**config.__dict__, "seed": 6}))
 
 
+def test_a_repeated_prompt_is_prefilled_once(monkeypatch):
+    """k samples of one prompt share its prefill; each row still samples from its own seed, as if alone."""
+    lm = load("tiny-llama-2m")
+    prompts = [p for p in PROMPTS for _ in range(3)]
+    config = GenerationConfig(max_new_tokens=12, seed=5, temperature=0.8, batch_size=len(prompts))
+    shapes, forward = [], sampler.forward
+    monkeypatch.setattr(sampler, "forward", lambda pm, ids, *a: shapes.append(tuple(ids.shape)) or forward(pm, ids, *a))
+    together = generate_ids(lm, prompts, config)
+    assert shapes[0][0] == len(PROMPTS) and shapes[1] == (len(prompts), 1)  # the prefill ran each prompt once
+    assert together == generate_ids(lm, prompts, GenerationConfig(**{**config.__dict__, "batch_size": 1}))
+    assert together[0] != together[1]  # the copies drew their own tokens
+
+
 def test_draw_follows_the_distribution():
     probs = torch.tensor([[0.5, 0.0, 0.3, 0.2]]).repeat(4000, 1)
     gens = [torch.Generator().manual_seed(i) for i in range(4000)]

@@ -61,3 +61,17 @@ def test_two_runs_give_no_interval_and_the_page_and_cli_work(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "superalign", "report", str(runs[0].path), str(tmp_path)],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and re.search(r"is not a run directory", bad.stderr + bad.stdout)
+
+
+def test_the_report_the_across_page_and_sweeps_share_one_rule_for_rates_and_headlines():
+    from superalign.report.glossary import is_headline, is_rate
+    from superalign.sweep import headline
+
+    assert is_rate("dpo.win_rate", [0.4, 0.6]) and not is_rate("dpo.win_rate", [0.4, 1.2])
+    assert not is_rate("assist.critique.uplift", [0.1, 0.2])  # a difference, in [0, 1] by chance
+    assert not is_rate("ppo.kl", [0.3]) and not is_rate("dpo.gold_gain@m", [0.1])  # a name part; a sweep's @model
+    assert is_rate("x.loss", [0.3], flag=True) and not is_rate("y.accuracy", [0.3], flag=False)  # the flag wins
+    assert not is_rate("y.accuracy", [float("nan")])
+    names = ["dpo.gold", "dpo.labels", "assist.debate.uplift", "audit.overall.auroc", "dpo.gold_gain@m"]
+    assert [n for n in names if is_headline(n)] == names[1:]
+    assert [r["metric"] for r in headline([{"metric": n} for n in names])] == names[1:]  # sweeps read the same

@@ -11,21 +11,13 @@ from pathlib import Path
 from superalign import __version__
 from superalign.records import Metric
 from superalign.report.data import RunData, load_run
-from superalign.report.glossary import describe
+from superalign.report.glossary import describe, is_headline, is_rate
 from superalign.report.html import _environment, fmt, fmt_interval
 
-# Metrics shown first: what a method changed (gains, tax, win rate) and what it cost in labels; PGRs.
-HEADLINE = (".gold_gain", ".win_rate", ".alignment_tax", ".labels", ".pgr_accuracy", ".pgr_auroc")
-
-
-NOT_RATES = (".labels", ".pgr_accuracy", ".pgr_auroc")  # counts and PGRs may sit in [0, 1] by chance
-
-
 def _is_rate(metrics: list[Metric]) -> bool:
-    """A rate stays in [0, 1] (its interval too); gains, taxes, counts and PGRs are not rates."""
-    if metrics[0].name.endswith(NOT_RATES):
-        return False
-    return all(m.meta.get("rate", True) is not False and 0.0 <= m.value <= 1.0 for m in metrics)
+    """A rate stays in [0, 1] (its interval too); the runs' own flag decides when they agree on one."""
+    flags = {m.meta.get("rate") for m in metrics}
+    return is_rate(metrics[0].name, [m.value for m in metrics], flags.pop() if len(flags) == 1 else None)
 
 
 def metric_row(stage: str, name: str, per_run: list[Metric]) -> dict:
@@ -65,7 +57,7 @@ def _seed(run: RunData) -> str:
 def build_across_html(runs: list[RunData], rows: list[dict]) -> str:
     """The page, from the runs and their :func:`across_rows`."""
     headline = headline_rows(rows)
-    rest = [r for r in rows if not r["name"].endswith(HEADLINE)]
+    rest = [r for r in rows if not any(r is h for h in headline)]  # a headline metric without a value is listed here
     seeds = [_seed(r) for r in runs]
     warnings = [f"seed {s} appears {seeds.count(s)} times: the runs are not independent draws"
                 for s in sorted(set(seeds)) if seeds.count(s) > 1]
@@ -98,4 +90,4 @@ def render_across(runs: list[RunData], out: str | os.PathLike | None = None,
 
 def headline_rows(rows: list[dict]) -> list[dict]:
     """The gains, costs and PGRs among ``rows`` (those with a value), for the page and a terminal table."""
-    return [r for r in rows if r["name"].endswith(HEADLINE) and not math.isnan(r["value"])]
+    return [r for r in rows if is_headline(r["name"]) and not math.isnan(r["value"])]

@@ -1,4 +1,5 @@
-"""What each metric name means, in one sentence, wherever the report shows it.
+"""What each metric name means, in one sentence, wherever the report shows it; which metrics are rates and
+which a person reads first (the report, the across-runs page and sweep summaries share these rules).
 
 Patterns are matched against the metric name in order; ``{x}`` in a text is the matched group. A name
 with no entry is shown without a description (new stages may add theirs here).
@@ -7,6 +8,7 @@ with no entry is shown without a description (new stages may add theirs here).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 _ENTRIES: list[tuple[str, str]] = [
     # baseline
@@ -55,3 +57,36 @@ def describe(name: str) -> str:
         if match:
             return text.format(*[g.replace("_", " ") for g in match.groups()])
     return ""
+
+
+# What a person reads first: what a method changed and what it cost in labels, PGRs, the assist stage's uplifts,
+# the audit's overall AUROC.
+HEADLINE = (".gold_gain", ".win_rate", ".alignment_tax", ".labels", ".pgr_accuracy", ".pgr_auroc", ".uplift",
+            "audit.overall.auroc")
+# Never rates even where their values lie in [0, 1] by chance: differences, PGRs, counts, losses, lengths.
+_NOT_RATE_ENDINGS = (".gold_gain", ".alignment_tax", ".pgr_accuracy", ".pgr_auroc", ".uplift", ".labels", ".gap.auroc")
+_NOT_RATE_PARTS = {"kl", "loss", "pgr", "length", "tokens", "count", "seconds", "time", "entropy", "steps"}
+
+
+def _base(name: str) -> str:
+    """The metric's own name: a sweep tags a name shared by several models as ``name@model``."""
+    return name.split("@")[0]
+
+
+def is_headline(name: str) -> bool:
+    """Whether metric ``name`` is one a person reads first (:data:`HEADLINE`)."""
+    return _base(name).endswith(HEADLINE)
+
+
+def is_rate(name: str, values: Iterable[float | None], flag: object = None) -> bool:
+    """Whether a metric is a rate, so its intervals stay in [0, 1] and it is charted on a 0-1 axis.
+
+    ``flag`` is the technique's own ``meta["rate"]`` and wins when it is a bool; otherwise names that are never
+    rates are not, and the rest are when every value given (values, interval bounds; None skipped) lies in [0, 1].
+    """
+    if isinstance(flag, bool):
+        return flag
+    base = _base(name)
+    if base.endswith(_NOT_RATE_ENDINGS) or base.rsplit(".", 1)[-1].lower() in _NOT_RATE_PARTS:
+        return False
+    return all(v is None or 0.0 <= v <= 1.0 for v in values)  # NaN is not in [0, 1]

@@ -27,13 +27,11 @@ from superalign.records import (AttackAttempt, AuditFinding, Evaluation, Judgeme
                                 Preference, ProbeResult, UnitExplanation, W2SScore)
 from superalign.report import plots
 from superalign.report.data import RunData, StageData, load_run
-from superalign.report.glossary import describe
+from superalign.report.glossary import describe, is_rate
 from superalign.report.times import duration, time_rows
 from superalign.stats import bootstrap_ci
 from superalign.world.instructions import per_type_results
 
-# Last name parts that are never rates even when their value happens to lie in [0, 1].
-_NOT_RATES = {"kl", "loss", "pgr", "length", "tokens", "count", "seconds", "time", "entropy", "steps"}
 EXAMPLES_PER_GROUP = 5
 MAX_TEXT = 4000  # characters of a prompt or response shown before truncating
 
@@ -84,13 +82,7 @@ def _figure(svg: str, caption: str) -> Figure:
 
 
 def _is_rate(m: Metric) -> bool:
-    flag = m.meta.get("rate") if isinstance(m.meta, dict) else None
-    if isinstance(flag, bool):
-        return flag  # the technique knows best
-    if m.name.rsplit(".", 1)[-1].lower() in _NOT_RATES:
-        return False
-    in_unit = lambda v: v is None or (0.0 <= v <= 1.0)  # noqa: E731
-    return not math.isnan(m.value) and in_unit(m.value) and in_unit(m.ci_low) and in_unit(m.ci_high)
+    return is_rate(m.name, [m.value, m.ci_low, m.ci_high], m.meta.get("rate") if isinstance(m.meta, dict) else None)
 
 
 def metrics_view(metrics: list[Metric]) -> dict:

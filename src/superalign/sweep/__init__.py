@@ -25,12 +25,8 @@ from typing import Any
 
 from superalign.progress import NullProgress, Progress
 
-# Metrics in [0, 1] by chance, not rates: their t-intervals are not clipped to [0, 1].
-NOT_RATES = (".gold_gain", ".alignment_tax", ".pgr_accuracy", ".pgr_auroc", ".uplift", ".labels", ".gap.auroc")
 # The bootstrap over seeds needs enough seeds to resample: with 3 there are only 10 distinct resamples.
 MIN_BOOTSTRAP_SEEDS = 5
-# What a person reads first: gains and costs of training, PGRs, the assist uplifts, the audit's overall AUROC.
-HEADLINE = (".gold_gain", ".win_rate", ".alignment_tax", ".pgr_accuracy", ".pgr_auroc", ".uplift", "audit.overall.auroc")
 
 
 class SweepError(ValueError):
@@ -242,6 +238,7 @@ def summarize(stage: str, cells: list[Cell]) -> list[dict]:
     """One row per (grid point, metric of ``stage``): mean over seeds, 95% t-interval, a bootstrap interval
     (seeds resampled; from :data:`MIN_BOOTSTRAP_SEEDS` seeds), and the per-seed values."""
     from superalign.records import Metric, read_jsonl
+    from superalign.report.glossary import is_rate
     from superalign.runs import metrics_table
     from superalign.stats import Interval, bootstrap_of_means, finite_or_none, mean_ci_over_seeds
 
@@ -251,17 +248,19 @@ def summarize(stage: str, cells: list[Cell]) -> list[dict]:
         points.setdefault(point_label(cell.point), []).append(cell)
     for label, members in points.items():
         per_metric: dict[str, dict[int, float]] = {}
+        flags: dict[str, object] = {}  # the technique's meta["rate"] of each metric name
         for cell in members:
             path = cell.run_dir / "metrics.jsonl"
             if not path.is_file():
                 continue
-            table = metrics_table([m for m in read_jsonl(path, Metric) if m.stage == stage]).get(stage, {})
-            for name, entry in table.items():
+            metrics = [m for m in read_jsonl(path, Metric) if m.stage == stage]
+            flags.update((m.name, m.meta.get("rate")) for m in metrics)
+            for name, entry in metrics_table(metrics).get(stage, {}).items():
                 per_metric.setdefault(name, {})[cell.seed] = entry["value"]
         for name, by_seed in per_metric.items():
             values = [by_seed[s] for s in sorted(by_seed)]
             t = mean_ci_over_seeds(values)
-            rate = all(0.0 <= v <= 1.0 for v in values) and not name.split("@")[0].endswith(NOT_RATES)
+            rate = is_rate(name, values, flags.get(name.split("@")[0]))
             if rate and t.n >= 2 and t.low == t.low:  # (NaN bounds stay NaN: no interval below 3 seeds)
                 t = Interval(t.value, max(0.0, t.low), min(1.0, t.high), t.n)  # a rate's interval stays in [0, 1]
             boot = bootstrap_of_means([values]) if len(values) >= MIN_BOOTSTRAP_SEEDS else None
@@ -274,7 +273,9 @@ def summarize(stage: str, cells: list[Cell]) -> list[dict]:
 
 def headline(rows: list[dict]) -> list[dict]:
     """The rows a person reads first (gains, PGRs, AUROCs); all rows when none of them is a headline."""
-    chosen = [r for r in rows if r["metric"].split("@")[0].endswith(HEADLINE)]
+    from superalign.report.glossary import is_headline
+
+    chosen = [r for r in rows if is_headline(r["metric"])]
     return chosen or rows
 
 
