@@ -14,6 +14,7 @@ from superalign.report.data import RunData, load_run
 from superalign.report.glossary import describe, is_headline, is_rate
 from superalign.report.html import _environment, fmt, fmt_interval
 
+
 def _is_rate(metrics: list[Metric]) -> bool:
     """A rate stays in [0, 1] (its interval too); the runs' own flag decides when they agree on one."""
     flags = {m.meta.get("rate") for m in metrics}
