@@ -95,6 +95,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    if not 1 <= args.samples_per_prompt <= args.batch or args.batch % args.samples_per_prompt:
+        parser.error(f"--samples-per-prompt must divide --batch ({args.batch}), got {args.samples_per_prompt}")
 
     load_before = os.getloadavg()
     if args.random_init:

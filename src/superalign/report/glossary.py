@@ -68,14 +68,14 @@ _NOT_RATE_ENDINGS = (".gold_gain", ".alignment_tax", ".pgr_accuracy", ".pgr_auro
 _NOT_RATE_PARTS = {"kl", "loss", "pgr", "length", "tokens", "count", "seconds", "time", "entropy", "steps"}
 
 
-def _base(name: str) -> str:
+def base_name(name: str) -> str:
     """The metric's own name: a sweep tags a name shared by several models as ``name@model``."""
     return name.split("@")[0]
 
 
 def is_headline(name: str) -> bool:
     """Whether metric ``name`` is one a person reads first (:data:`HEADLINE`)."""
-    return _base(name).endswith(HEADLINE)
+    return base_name(name).endswith(HEADLINE)
 
 
 def is_rate(name: str, values: Iterable[float | None], flag: object = None) -> bool:
@@ -86,7 +86,7 @@ def is_rate(name: str, values: Iterable[float | None], flag: object = None) -> b
     """
     if isinstance(flag, bool):
         return flag
-    base = _base(name)
+    base = base_name(name)
     if base.endswith(_NOT_RATE_ENDINGS) or base.rsplit(".", 1)[-1].lower() in _NOT_RATE_PARTS:
         return False
     return all(v is None or 0.0 <= v <= 1.0 for v in values)  # NaN is not in [0, 1]

@@ -238,7 +238,7 @@ def summarize(stage: str, cells: list[Cell]) -> list[dict]:
     """One row per (grid point, metric of ``stage``): mean over seeds, 95% t-interval, a bootstrap interval
     (seeds resampled; from :data:`MIN_BOOTSTRAP_SEEDS` seeds), and the per-seed values."""
     from superalign.records import Metric, read_jsonl
-    from superalign.report.glossary import is_rate
+    from superalign.report.glossary import base_name, is_rate
     from superalign.runs import metrics_table
     from superalign.stats import Interval, bootstrap_of_means, finite_or_none, mean_ci_over_seeds
 
@@ -260,7 +260,7 @@ def summarize(stage: str, cells: list[Cell]) -> list[dict]:
         for name, by_seed in per_metric.items():
             values = [by_seed[s] for s in sorted(by_seed)]
             t = mean_ci_over_seeds(values)
-            rate = is_rate(name, values, flags.get(name.split("@")[0]))
+            rate = is_rate(name, values, flags.get(base_name(name)))
             if rate and t.n >= 2 and t.low == t.low:  # (NaN bounds stay NaN: no interval below 3 seeds)
                 t = Interval(t.value, max(0.0, t.low), min(1.0, t.high), t.n)  # a rate's interval stays in [0, 1]
             boot = bootstrap_of_means([values]) if len(values) >= MIN_BOOTSTRAP_SEEDS else None

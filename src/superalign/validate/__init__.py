@@ -48,7 +48,8 @@ PROFILES: dict[str, dict] = {
               "interp": {"n_sae_windows": 100, "n_eval_windows": 20, "n_interp_windows": 40, "n_units": 3,
                          "epochs": 2, "k": 8}},
     # Replies 64 at a time: the campaign took 3.3-3.5 minutes instead of 5.2 on an AVX2 CPU, the stage 17.0 instead
-    # of 18.9, the same 44 numbers (docs/validate.md). Readouts (probes, the defection monitor) keep the probes' 16: padded rows cost there.
+    # of 18.9, the same 44 numbers (docs/validate.md). Readouts (probes, the defection monitor) keep the probes'
+    # 16: padded rows cost there.
     "quick": {"batch_size": 64},
     "full": {"n_cases": 80, "max_new_tokens": 128, "patch": {"n_check": 96, "check_max_new_tokens": 192}},
 }
