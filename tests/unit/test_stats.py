@@ -7,6 +7,7 @@ import pytest
 from superalign.stats import (
     Interval,
     auroc,
+    auroc_interval,
     bootstrap_ci,
     bootstrap_of_means,
     expected_calibration_error,
@@ -124,6 +125,28 @@ def test_auroc_perfect_inverted_and_chance():
     assert auroc([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5]) == 0.5
     with pytest.raises(ValueError, match="both classes"):
         auroc([1, 1, 1], [0.1, 0.2, 0.3])
+
+
+@pytest.mark.parametrize("matrix_fits", [True, False])
+def test_auroc_interval_is_the_per_resample_bootstrap_bit_for_bit(monkeypatch, matrix_fits):
+    """The bootstrap counts each resample's wins at once; its interval is the one that resamples positives and
+    negatives separately and ranks each resample, to the last bit, ties included (and the per-resample path
+    that large inputs take gives it too)."""
+    import superalign.stats as stats
+
+    if not matrix_fits:
+        monkeypatch.setattr(stats, "_BOOT_CHUNK_ELEMENTS", 10)
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, size=70).astype(bool)
+    scores = np.round(rng.normal(size=70) + labels, 1)  # rounded: many ties across the classes
+    pos, neg, draw = scores[labels], scores[~labels], np.random.default_rng(11)
+    both = np.r_[np.ones(pos.size, bool), np.zeros(neg.size, bool)]
+    boots = [auroc(both, np.r_[pos[draw.integers(0, pos.size, pos.size)], neg[draw.integers(0, neg.size, neg.size)]])
+             for _ in range(500)]
+    low, high = np.quantile(boots, [0.025, 0.975])
+    iv = auroc_interval(labels, scores, n_boot=500, seed=11)
+    assert (iv.value, iv.low, iv.high, iv.n) == (auroc(labels, scores), low, high, 70)
+    assert iv.low < iv.value < iv.high
 
 
 def test_pgr_edge_cases():

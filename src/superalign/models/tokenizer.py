@@ -56,7 +56,8 @@ def byte_tokenizer(padding_side: str = "left") -> PreTrainedTokenizerFast:
 
     eos = <|im_end|> (end of turn), pad = <pad>, bos = <bos> (never added automatically).
     """
-    vocab = {_bytes_to_unicode()[b]: b for b in range(BYTE_VOCAB_SIZE)}
+    to_char = _bytes_to_unicode()  # once: built inside the comprehension it ran 256 times per tokenizer
+    vocab = {to_char[b]: b for b in range(BYTE_VOCAB_SIZE)}
     # BPE with no merges = one token per byte; unk never happens because every byte is in the vocab.
     tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)

@@ -16,6 +16,7 @@ Gold reward, always in [0, 1]:
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 import sys
 from collections import Counter
@@ -101,6 +102,25 @@ def _take(items: list, n: int | None, what: str, split: str, seed: int) -> list:
     return items[:n]
 
 
+@functools.lru_cache(maxsize=16)
+def _build(kind: str, s: int) -> list[tuple[Task, Any]]:
+    """The pool of one kind for seed ``s``, built once per process: a run makes a World in every stage, and
+    the pools are read only (tasks go out as copies; the tasks and cases are frozen)."""
+    out: list[tuple[Task, Any]] = []
+    if kind == "instruction":
+        for i, case in enumerate(generate_instruction_cases(s, N_INSTRUCTION)):
+            msgs = [{"role": "user", "content": case.prompt}]
+            out.append((Task(task_id(kind, s, i), kind, msgs, case.category), case))
+    elif kind == "fact":
+        for i, q in enumerate(generate_questions(s)):
+            msgs = [{"role": "user", "content": q.question}]
+            out.append((Task(task_id(kind, s, i), kind, msgs, q.topic), q))
+    else:
+        for i, case in enumerate(generate_policy_cases(s, POLICY_PER_RULE)):
+            out.append((Task(task_id(kind, s, i), kind, case.as_messages(), case.rule), case))
+    return out
+
+
 class World:
     """The ground-truth task world of one seed: tasks of three kinds, statements, and the evaluator.
 
@@ -121,24 +141,9 @@ class World:
         if kind not in KINDS:
             raise ValueError(f"unknown task kind {kind!r}; expected one of {', '.join(KINDS)}")
         if kind not in self._pools:
-            self._pools[kind] = self._build(kind)
+            self._pools[kind] = _build(kind, self.seed)
         return self._pools[kind]
 
-    def _build(self, kind: str) -> list[tuple[Task, Any]]:
-        s = self.seed
-        out: list[tuple[Task, Any]] = []
-        if kind == "instruction":
-            for i, case in enumerate(generate_instruction_cases(s, N_INSTRUCTION)):
-                msgs = [{"role": "user", "content": case.prompt}]
-                out.append((Task(task_id(kind, s, i), kind, msgs, case.category), case))
-        elif kind == "fact":
-            for i, q in enumerate(generate_questions(s)):
-                msgs = [{"role": "user", "content": q.question}]
-                out.append((Task(task_id(kind, s, i), kind, msgs, q.topic), q))
-        else:
-            for i, case in enumerate(generate_policy_cases(s, POLICY_PER_RULE)):
-                out.append((Task(task_id(kind, s, i), kind, case.as_messages(), case.rule), case))
-        return out
 
     def _split_indices(self, kind: str) -> dict[str, list[int]]:
         if kind not in self._splits:
