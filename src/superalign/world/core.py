@@ -144,7 +144,6 @@ class World:
             self._pools[kind] = _build(kind, self.seed)
         return self._pools[kind]
 
-
     def _split_indices(self, kind: str) -> dict[str, list[int]]:
         if kind not in self._splits:
             order = list(range(len(self._pool(kind))))
