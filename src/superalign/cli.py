@@ -38,7 +38,7 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--profile", default="quick", choices=PROFILE_NAMES,
                    help="smoke: tiny model, seconds; quick: embedded model on a CPU (default); standard: quick plus "
-                        "online DPO; full: a GPU")
+                        "online DPO, a larger assist study and a zoo of 15; full: a GPU")
     p.add_argument("--model", help="model name (see 'superalign models list'), HF id or local directory")
     p.add_argument("--seed", type=int, help="seed of the task world and sampling")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where models run (default auto: CUDA when present)")

@@ -22,7 +22,7 @@ PROFILE_NAMES = ("smoke", "quick", "standard", "full")
 
 # The pipeline-wide part of each profile; each stage's part lives in its package (``PROFILES``).
 # smoke: tiny random model in seconds; quick: the embedded model on a 2-core CPU in about 12 minutes;
-# standard: quick plus the settings that need longer (online DPO); full: a GPU.
+# standard: quick plus the settings that need longer (online DPO, a larger assist study, a zoo of 15); full: a GPU.
 TOP_PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {"model": "tiny-llama"},
     "quick": {"model": "smollm2-135m-instruct"},

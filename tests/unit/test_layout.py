@@ -74,3 +74,23 @@ def test_techniques_never_import_each_other_and_the_report_imports_none():
 def test_the_cli_is_imported_by_nothing():
     graph = _graph(top_level_only=False)
     assert [m for m, deps in graph.items() if "superalign.cli" in deps and m != "superalign.__main__"] == []
+
+
+def test_the_readmes_layout_names_every_package_and_module_and_nothing_else():
+    """The README's layout section is the map a newcomer reads first: it must match the tree (it missed four
+    packages once)."""
+    import re
+
+    root = SRC.parent
+    text = (root / "README.md").read_text(encoding="utf-8")
+    block = text.split("## Layout", 1)[1].split("```", 2)[1]
+    package, top = set(), set()
+    for line in block.splitlines()[2:]:  # after "src/superalign/"
+        if line.startswith("  "):  # a package's line, sometimes two entries side by side
+            package.update(re.findall(r"(?:^|\s)([a-z_]+(?:/|\.py))(?=\s|$)", line))
+        elif line.strip():  # a folder at the repository's root
+            top.add(line.split()[0])
+    on_disk = {p.name + "/" for p in (SRC / "superalign").iterdir() if (p / "__init__.py").is_file()}
+    on_disk |= {p.name for p in (SRC / "superalign").glob("*.py") if p.name not in ("__init__.py", "__main__.py")}
+    assert package == on_disk
+    assert all((root / name).exists() for name in top), top
