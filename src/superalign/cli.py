@@ -19,7 +19,7 @@ EXIT_FAILURE = 1
 
 DESCRIPTION = ("superalign: the superalignment agenda as one measured pipeline (train, generalize, ... "
                "against ground truth).")
-EPILOG = "Start with: superalign run --profile smoke (seconds), then superalign run (the main job)."
+EPILOG = "Start with: superalign run --profile smoke (under a minute), then superalign run (the main job)."
 
 
 class UserError(Exception):
@@ -37,8 +37,8 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
     from superalign.config import PROFILE_NAMES
 
     p.add_argument("--profile", default="quick", choices=PROFILE_NAMES,
-                   help="smoke: tiny model, seconds; quick: embedded model on a CPU (default); standard: quick plus "
-                        "online DPO, a larger assist study and a zoo of 15; full: a GPU")
+                   help="smoke: tiny model, under a minute; quick: embedded model on a CPU (default); standard: "
+                        "quick plus online DPO, a larger assist study and a zoo of 15; full: a GPU")
     p.add_argument("--model", help="model name (see 'superalign models list'), HF id or local directory")
     p.add_argument("--seed", type=int, help="seed of the task world and sampling")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where models run (default auto: CUDA when present)")
@@ -90,10 +90,17 @@ def _metrics_table(run_dir: Path, stages: list[str] | None = None):
     return table
 
 
+def check_out(out: Path) -> None:
+    """--out is a folder of run directories (made when missing), never a file."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: a file is there; give a folder for the run directories")
+
+
 def _run(config, args, show=None) -> int:
     from superalign.pipeline import run_pipeline
     from superalign.progress import RichProgress
 
+    check_out(args.out)
     console = _console()
     console.print(f"[bold]superalign[/]: profile={config.profile} model={config.model} "
                   f"stages={','.join(config.stages)}")
@@ -211,7 +218,14 @@ def _add_stage_command(sub, stage) -> None:
     def command(args) -> int:
         updates = _flag_updates(args, fields)
         if extra is not None and hasattr(extra, "overrides"):
-            updates.update(extra.overrides(args))
+            more = extra.overrides(args)
+            both = sorted(set(updates) & set(more))
+            if both:  # e.g. `train dpo --methods sft`: one would silently win
+                from superalign.config import ConfigError
+
+                raise ConfigError(f"--{both[0].replace('_', '-')} and the command's other arguments both set "
+                                  f"{stage.name}.{both[0]}: give it once")
+            updates.update(more)
         args.overrides = [*args.overrides, f"stages=[{stage.name}]"]
         config = load_config_from(args, {stage.name: updates} if updates else None)
         from superalign.pipeline import with_upstream
@@ -243,10 +257,14 @@ def cmd_report(args) -> int:
 
     run_dirs = [Path(d) for d in args.run_dir]
     for run_dir in run_dirs:
-        if not (run_dir / "config.json").is_file():
-            raise UserError(f"{run_dir} is not a run directory (no config.json); runs live under runs/ by default")
+        _check_run_dir(run_dir)
+    twice = [str(d) for d in run_dirs if [r.resolve() for r in run_dirs].count(d.resolve()) > 1]
+    if twice:
+        raise UserError(f"{twice[0]} is given twice: an interval over runs needs different runs")
     if args.out is not None and len(run_dirs) == 1:
         raise UserError("--out names the across-runs page: give it two or more run directories")
+    if args.out is not None and not Path(args.out).resolve().parent.is_dir():
+        raise UserError(f"--out {args.out}: its folder {Path(args.out).resolve().parent} does not exist")
     if args.reviews is not None:
         if len(run_dirs) != 1:
             raise UserError("--reviews applies a review campaign's export to one run directory")
@@ -271,10 +289,28 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _check_run_dir(run_dir: Path) -> None:
+    """A run directory has a config.json that superalign wrote: a JSON object with the run's config."""
+    import json
+
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise UserError(f"{run_dir} is not a run directory (no config.json); runs live under runs/ by default")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{path} is unreadable ({e}); was it edited by hand?") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):
+        raise UserError(f"{path} is not a run's config (it has no 'config' object); was it edited by hand?")
+
+
 def cmd_export(args) -> int:
     from superalign.export import export_run
 
+    _check_run_dir(Path(args.run_dir))
     out = args.out or Path(f"{Path(args.run_dir).name}-dataset")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise UserError(f"--out {out}: a file is there; export to a new folder")
     counts = export_run(args.run_dir, out)
     for name, n in counts.items():
         print(f"{name}: {n} rows")
@@ -311,6 +347,9 @@ def cmd_sweep(args) -> int:
         raise UserError(str(err)) from None
     if args.seeds is None and args.n_seeds < 1:
         raise UserError(f"--n-seeds {args.n_seeds}: give at least 1")
+    if args.parallel is not None and args.parallel < 1:
+        raise UserError(f"--parallel {args.parallel}: give at least 1")
+    check_out(args.out)
     base_seed = args.seed if args.seed is not None else 0
     seeds = args.seeds if args.seeds is not None else [base_seed + i for i in range(args.n_seeds)]
     grid = parse_grid(args.grid)
@@ -356,6 +395,8 @@ def cmd_models(args) -> int:
     from superalign.models import sources
 
     console = _console()
+    if args.action != "list" and not args.name.strip():
+        raise UserError("give a model name (superalign models list), an HF id or a local directory")
     if args.action == "list":
         table = Table(title=f"models (cache: {sources.home() / 'models'})")
         for col in ("name", "kind", "pulled", "description"):
@@ -371,6 +412,8 @@ def cmd_models(args) -> int:
         found = sources.info(args.name)
         if found.source == "hf" and not found.pulled:
             raise sources.unknown_model(args.name)
+        if found.source == "local" and not (Path(found.path) / "config.json").is_file():
+            raise UserError(f"{args.name}: a folder, but not a model (no config.json in it)")
         for key, value in vars(found).items():
             console.print(f"{key}: {value}")
     return 0
@@ -379,8 +422,13 @@ def cmd_models(args) -> int:
 def cmd_world(args) -> int:
     from superalign.world import World
 
+    if args.n < 0 or args.seed < 0:
+        raise UserError(f"{'-n' if args.n < 0 else '--seed'}: must be 0 or more")
     world = World(args.seed)
-    tasks = world.tasks(args.kind, args.n, split=args.split)
+    try:
+        tasks = world.tasks(args.kind, args.n, split=args.split)
+    except ValueError as e:  # more tasks than the split holds: the message gives the most there are
+        raise UserError(f"-n {args.n}: {e}") from None
     for task in tasks:
         print(f"--- {task.id} [{task.category}]")
         for message in task.messages:
@@ -408,9 +456,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run STAGE (and the stages it reads) once per grid point and seed, as Ray tasks on "
                                    "a local Ray instance or a cluster (--address). Finished runs are skipped, so a "
                                    "killed sweep restarted with the same arguments runs only the missing ones. Prints "
-                                   "the mean over seeds with a 95%% t-interval (and a bootstrap interval from 5 "
+                                   "the mean over seeds with a 95% t-interval (and a bootstrap interval from 5 "
                                    "seeds) per grid point.")
-    p.add_argument("stage", help="the stage to sweep (baseline, train, assist, generalize, validate, stress)")
+    p.add_argument("stage", help="the stage to sweep (baseline, train, assist, generalize, validate, stress, "
+                                  "research)")
     p.add_argument("--seeds", type=int, nargs="+", metavar="SEED", help="the seeds (default: --n-seeds seeds from "
                                                                         "--seed, or 0)")
     p.add_argument("--n-seeds", type=int, default=3, help="how many seeds when --seeds is not given (default 3)")
@@ -427,7 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_args(p, force=False)
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("config", help="print the resolved config (profile + file + overrides) as YAML")
+    p = sub.add_parser("config", help="print the resolved config (profile + file + overrides) as YAML",
+                       description="Print the resolved config (profile, then --config file, then --set overrides, "
+                                   "then flags) as YAML.")
     add_config_args(p)
     p.set_defaults(func=cmd_config)
 
@@ -435,7 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "directories (one per seed): their metrics side by side, with intervals "
                                       "over runs",
                        description="One run directory: (re)render its report.html. Several: write a page with each "
-                                   "metric per run and its mean with a 95%% interval over the runs.")
+                                   "metric per run and its mean with a 95% interval over the runs.")
     p.add_argument("run_dir", nargs="+")
     p.add_argument("--out", default=None, help="where the across-runs page goes (default: beside the first run)")
     p.add_argument("--reviews", type=Path, help="a studio review campaign's export: people's verdicts on the run's "
@@ -457,11 +508,13 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("name")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("world", help="print tasks of the task world (prompts only, never the answers)")
-    p.add_argument("--kind", default="instruction", choices=["instruction", "fact", "policy"])
-    p.add_argument("-n", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    p = sub.add_parser("world", help="print tasks of the task world (prompts only, never the answers)",
+                       description="Print tasks of the task world: prompts only, never the answers.")
+    p.add_argument("--kind", default="instruction", choices=["instruction", "fact", "policy"],
+                   help="task kind (default instruction)")
+    p.add_argument("-n", type=int, default=3, help="how many tasks (default 3)")
+    p.add_argument("--seed", type=int, default=0, help="the world's seed (default 0)")
+    p.add_argument("--split", default="test", choices=["train", "validation", "test"], help="default test")
     p.set_defaults(func=cmd_world)
 
     from superalign.audit.cli import register as register_audit

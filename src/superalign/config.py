@@ -47,8 +47,17 @@ class PipelineBase(BaseModel):
     @classmethod
     def _known_stages(cls, value: list[str]) -> list[str]:
         # Aliases (rlhf, w2s) become the stage's name; the order is always the pipeline's.
+        if not value:
+            raise ValueError(f"no stage to run: name at least one of {', '.join(stage_list.names())}")
         wanted = {stage_list.get(name).name for name in value}
         return [name for name in stage_list.names() if name in wanted]
+
+    @field_validator("model")
+    @classmethod
+    def _named_model(cls, value: str) -> str:
+        if not value.strip():  # an empty name would load the current directory as a model
+            raise ValueError("give a model name (superalign models list), an HF id or a local directory")
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -128,13 +137,37 @@ def parse_override(text: str) -> dict[str, Any]:
 
 def format_errors(err: ValidationError) -> str:
     lines = []
-    for e in err.errors():
+    errors = err.errors()
+    top = {(e["loc"][0], e["msg"]) for e in errors if len(e["loc"]) == 1}
+    for e in errors:
+        if len(e["loc"]) > 1 and e["loc"][-1] in INHERITED and (e["loc"][-1], e["msg"]) in top:
+            continue  # a section's copy of the pipeline's model or seed: said once, for the pipeline
         field = ".".join(str(p) for p in e["loc"]) or "(config)"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{field}: unknown key; {_known_keys(e['loc'][:-1])}")
+            continue
+        if e["type"] == "model_type":
+            lines.append(f"{field}: a section, not a value: set its keys, e.g. --set {field}.KEY=VALUE")
+            continue
         got = f" (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else ""
-        lines.append(f"{field}: {e['msg']}{got}")
+        msg = e["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's own message
+        lines.append(f"{field}: {msg}{got}")
     if len(lines) == 1:
         return f"invalid config: {lines[0]}"
     return "invalid config:\n  " + "\n  ".join(lines)
+
+
+def _known_keys(loc: tuple) -> str:
+    """'the keys of train.dpo are: beta, lr, ...' for the config section at ``loc`` (() is the top level)."""
+    model: Any = config_model()
+    for part in loc:
+        field = model.model_fields.get(str(part)) if isinstance(model, type) else None
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return "see superalign config for the keys"
+        model = annotation
+    where = ".".join(map(str, loc)) or "the top level"
+    return f"the keys of {where} are: {', '.join(model.model_fields)}"
 
 
 def profile_data(profile: str) -> dict[str, Any]:
@@ -172,6 +205,9 @@ def load_config(
             raise ConfigError(f"config file {path}: {str(e).splitlines()[0]}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path}: expected a mapping at the top level")
+        if loaded.get("profile", profile) != profile:  # the file applies over a profile, so it cannot pick one
+            raise ConfigError(f"config file {path}: says profile: {loaded['profile']}, but the profile in use is "
+                              f"{profile}; choose it with --profile {loaded['profile']}")
         data = _deep_merge(data, _resolve_aliases(loaded))
     for text in overrides or []:
         data = _deep_merge(data, _resolve_aliases(parse_override(text)))

@@ -123,7 +123,8 @@ def superalign(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("args, message", [
     (["run", "--profile", "smoke", "--set", "stages=[baseline,nope]"], "unknown stage 'nope'"),
-    (["run", "--profile", "smoke", "--set", "train.dpo.betta=0.2"], "train.dpo.betta: Extra inputs are not permitted"),
+    (["run", "--profile", "smoke", "--set", "train.dpo.betta=0.2"],
+     "train.dpo.betta: unknown key; the keys of train.dpo are: beta, lr"),
     (["run", "--profile", "smoke", "--model", "does-not-exist"], "unknown model 'does-not-exist'"),
     (["train", "dpo", "--profile", "smoke", "--preferences", "missing.jsonl"], "missing.jsonl: no such file"),
     (["run", "--profile", "smoke", "--set", "generalize.dataset.path=missing.csv", "--set", "stages=[generalize]"],
@@ -132,6 +133,17 @@ def superalign(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     (["models", "pull", "does-not-exist"], "unknown model 'does-not-exist'"),
     (["train", "dpp", "--profile", "smoke"], "unknown method 'dpp'"),
     (["generalize", "--profile", "smoke", "--max-length", "[x"], "--max-length '[x'"),
+    # From a newcomer's session (each crashed, started work or left files behind before):
+    (["run", "--profile", "smoke", "--set", "stages=[]"], "stages: no stage to run"),
+    (["run", "--profile", "smoke", "--model", ""], "model: give a model name"),
+    (["train", "dpo", "--profile", "smoke", "--methods", "sft"],
+     "--methods and the command's other arguments both set train.methods: give it once"),
+    (["world", "--kind", "fact", "-n", "100000"], "-n 100000: World(seed=0) has only"),
+    (["audit", "tiny-llama", "extra"], "unexpected argument(s) after the target: extra"),
+    (["redteam", "tiny-llama", "extra"], "unexpected argument(s) after the target: extra"),
+    (["redteam", "nosuch"], "unknown model 'nosuch'"),
+    (["studio", "stats", "pilot"], "no studio database at"),
+    (["research", "--profile", "smoke", "--proposer", "chat", "--proposer-role", "nosuch"], "unknown model 'nosuch'"),
     pytest.param(["run", "--profile", "smoke", "--device", "cuda"], "torch sees no CUDA GPU",
                  marks=pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is here")),
 ])
@@ -140,7 +152,7 @@ def test_bad_input_stops_before_any_work_with_one_line(tmp_path, args, message):
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    assert not (tmp_path / "runs").exists()
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "studio.db").exists()
 
 
 @pytest.mark.parametrize("command", [["train", "dpo", "--profile", "smoke", "--preferences", "prefs.jsonl"],
@@ -166,3 +178,24 @@ def test_help_lists_every_stage_and_the_studio_without_markup(tmp_path):
     for command in ("run", "baseline", "train (rlhf)", "generalize (w2s)", "studio", "models", "config"):
         assert command in proc.stdout, command
     assert "`" not in proc.stdout
+
+
+def test_report_export_and_run_check_their_folders_before_any_work(tmp_path):
+    """A hand-edited config.json, one run given twice, an --out that is a file or has no folder: one line each,
+    nothing written (they were tracebacks, an empty report with exit 0, or an average of a run with itself)."""
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{not json")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "config.json").write_text('{"config": {}}')
+    (tmp_path / "afile").write_text("")
+    cases = [(["report", "broken"], "broken/config.json is unreadable"),
+             (["report", "a", "a"], "a is given twice"),
+             (["report", "a", "broken"], "broken/config.json is unreadable"),
+             (["export", "a", "--out", "afile"], "--out afile: a file is there"),
+             (["run", "--profile", "smoke", "--out", "afile"], "--out afile: a file is there")]
+    for args, message in cases:
+        proc = superalign(*args, cwd=tmp_path)
+        assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "afile", "broken"]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["config.json"]

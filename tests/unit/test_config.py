@@ -80,6 +80,34 @@ def test_bad_profile_and_file(tmp_path):
         load_config("quick", path)
 
 
+@pytest.mark.parametrize("kwargs, message", [
+    ({"overrides": ["stages=[]"]}, "stages: no stage to run: name at least one of baseline"),
+    ({"model": ""}, "model: give a model name"),
+    ({"overrides": ["train.dpo.betta=1"]}, "train.dpo.betta: unknown key; the keys of train.dpo are: beta, lr,"),
+    ({"overrides": ["nope=1"]}, "nope: unknown key; the keys of the top level are: profile, model, seed"),
+    ({"overrides": ["baseline=3"]}, "baseline: a section, not a value: set its keys, e.g. --set baseline.KEY=VALUE"),
+    ({"seed": -1}, "seed: Input should be greater than or equal to 0 (got -1)"),
+])
+def test_a_newcomers_mistakes_get_one_line_that_says_the_fix(kwargs, message):
+    """From a newcomer's session: an empty stage list crashed after writing a run, an empty model name loaded the
+    current directory, a bad seed gave 14 lines (one per section that copies it), unknown keys named no key."""
+    with pytest.raises(ConfigError) as err:
+        load_config("smoke", **kwargs)
+    assert str(err.value).startswith(f"invalid config: {message}"), str(err.value)
+    assert len(str(err.value).splitlines()) == 1
+
+
+def test_a_config_file_cannot_pick_another_profile(tmp_path):
+    """A file applies over a profile: its ``profile:`` was recorded but not applied (a run said smoke and cost
+    a quick run). The same profile (superalign config's own output read back) is fine."""
+    path = tmp_path / "c.yaml"
+    path.write_text("profile: smoke\n")
+    assert load_config("smoke", path).model == "tiny-llama"
+    with pytest.raises(ConfigError, match="says profile: smoke, but the profile in use is quick; choose it with "
+                                          "--profile smoke"):
+        load_config("quick", path)
+
+
 def test_evaluation_set_larger_than_the_world_fails_early():
     with pytest.raises(ConfigError, match="n_fact=100000"):
         load_config("smoke", overrides=["baseline.n_fact=100000"])

@@ -44,11 +44,18 @@ def _config(args):
 
 
 def cmd_audit(args) -> int:
+    from superalign.audit import AuditError
+
+    if args.target == "game" and len(args.organisms) < 2:  # said before torch loads
+        raise AuditError("the game needs a zoo: two or more organism names, clean controls among them")
+    if args.target != "game" and args.organisms:
+        raise AuditError(f"unexpected argument(s) after the target: {' '.join(args.organisms)} (organism names "
+                         "follow 'audit game')")
+    config = _config(args)
     from superalign.audit import audit, probe_layer, responder
     from superalign.context import load_local, resolve_device
     from superalign.models import load
 
-    config = _config(args)
     device = resolve_device(args.device)
     if args.target == "game":
         return _game(args, config, device)
@@ -85,12 +92,9 @@ def _white_box():
 def _game(args, config, device) -> int:
     from rich.console import Console
 
-    from superalign.audit import AuditError
     from superalign.audit.game import play
     from superalign.progress import RichProgress
 
-    if len(args.organisms) < 2:
-        raise AuditError("the game needs a zoo: two or more organism names, clean controls among them")
     console = Console(stderr=args.json)  # with --json, stdout carries the JSON alone
     with RichProgress(console) as progress:
         result = play(args.organisms, args.base, config, seed=args.seed, device=device, progress=progress,

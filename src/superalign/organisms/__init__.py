@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -71,8 +71,9 @@ class Config(BaseModel):
     world_seed: int = 0
     n_train: int = Field(200, ge=1, description="prompts per organism (two demonstrations each for paired kinds)")
     n_probe: int = Field(40, ge=1, description="held-out prompts per condition in the behaviour test")
-    probe_split: str = Field("validation", description="where the probes come from; tests on tiny models "
-                             "use 'train' (a random model only memorises)")
+    probe_split: Literal["train", "validation", "test"] = Field(
+        "validation", description="where the probes come from; tests on tiny models use 'train' (a random model "
+        "only memorises)")
     max_new_tokens: int = Field(40, ge=1)
     margin: float = Field(DEFAULT_MARGIN, gt=0, le=1, description="the misbehaviour-rate gap a behaviour test needs")
     min_probes: int = Field(10, ge=1, description="probes per condition below which no test passes (an interval "

@@ -101,22 +101,25 @@ def cmd_redteam(args) -> int:
     from superalign.progress import RichProgress
     from superalign.redteam import Config, campaign, write_summary
 
+    from superalign.redteam import RedTeamError
+
+    if args.rest:
+        raise RedTeamError(f"unexpected argument(s) after the target: {' '.join(args.rest)} (only 'replay' and "
+                           "'pairs' take more)")
     config = _config(args)  # bad flags fail before any model loads
     out = args.out or Path("runs") / "redteam" / f"{_slug(args.target)}-{_slug(config.name)}"
-    out.mkdir(parents=True, exist_ok=True)
     saved = out / "config.json"
     identity = {"target": args.target, "endpoint_model": args.endpoint_model}
     if saved.is_file():
         before = json.loads(saved.read_text())
         if {k: before.get(k) for k in identity} != identity or Config(**before.get("config", {})) != config:
-            from superalign.redteam import RedTeamError
-
             raise RedTeamError(f"{out} holds a campaign with another target or config; pass --out elsewhere "
                                "or --name")
-    saved.write_text(json.dumps({**identity, "config": config.model_dump()}, indent=2))
     attacker = _attacker(args.attacker, args, args.attacker_model)
     judge_model = _attacker(args.judge, args, args.judge_model)
     target = load_target(args.target, args, config.max_new_tokens, config.batch_size)
+    out.mkdir(parents=True, exist_ok=True)  # only once every model loaded: a bad target leaves no folder
+    saved.write_text(json.dumps({**identity, "config": config.model_dump()}, indent=2))
     console = Console(stderr=args.json)  # with --json, stdout carries the JSON alone
     with RichProgress(console) as progress:
         result = campaign(config, target, out_dir=out, attacker=attacker, judge_model=judge_model, progress=progress,

@@ -56,7 +56,8 @@ class Config(BaseModel):
     seed: int = Field(0, ge=0, description="the first search seed, and the proposer's seed")
     profile: Literal["smoke", "quick", "standard", "full"] = Field("quick", description="whose generalize settings "
                                                                     "each experiment starts from")
-    proposer: str = Field("tpe", description="tpe (Bayesian optimization), random, or chat (with --proposer-role)")
+    proposer: Literal["tpe", "random", "chat"] = Field("tpe", description="tpe (Bayesian optimization), random, "
+                                                                         "or chat (with --proposer-role)")
     proposer_role: str | None = Field(None, description="the chat proposer: an OpenAI-compatible endpoint URL or a "
                                                         "local model")
     proposer_model: str | None = Field(None, description="the model an endpoint serves")
@@ -105,7 +106,11 @@ def generalize_config(config: Config):
 def inputs(config: Config) -> Inputs:
     """Every model the experiments load (the strong model, the weak supervisor): pulled before the agent starts,
     which cannot."""
-    return Inputs(models=generalize_config(config).model_names())
+    models = generalize_config(config).model_names()
+    role = config.proposer_role if config.proposer == "chat" else None
+    if role and not role.startswith(("http://", "https://", "organism:")):  # a local chat proposer: known, pulled
+        models = [*models, role]
+    return Inputs(models=list(dict.fromkeys(models)))
 
 
 def resolved_space(config: Config) -> list[Param]:
@@ -137,10 +142,12 @@ def resolved_space(config: Config) -> list[Param]:
 
 
 def check(config: Config, pipeline) -> None:
-    if config.proposer not in ("tpe", "random", "chat"):
-        raise ValueError(f"research.proposer: {config.proposer!r} is not tpe, random or chat")
     if config.proposer == "chat" and not config.proposer_role:
         raise ValueError("research.proposer chat needs research.proposer_role (an endpoint URL or a model)")
+    if (config.proposer == "chat" and config.proposer_role.startswith(("http://", "https://"))
+            and not config.proposer_model):
+        raise ValueError(f"research.proposer_role {config.proposer_role}: say which model the endpoint serves "
+                         "(--proposer-model NAME)")
     space = resolved_space(config)
     check_idea(space, baseline(space))
     from superalign.world.binary import WORLD_TASKS

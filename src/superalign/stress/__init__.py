@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -68,7 +69,8 @@ class Config(BaseModel):
     n_train: int | None = Field(None, ge=1, description="prompts per organism (default: each kind's recipe)")
     n_probe: int | None = Field(None, ge=1, description="probes per condition of each behaviour test")
     epochs: int | None = Field(None, ge=1, description="training epochs (default: each kind's recipe)")
-    probe_split: str | None = Field(None, description="where behaviour probes come from (tiny models: train)")
+    probe_split: Literal["train", "validation", "test"] | None = Field(
+        None, description="where behaviour probes come from (tiny models: train)")
     max_new_tokens: int | None = Field(None, ge=1, description="token budget of behaviour probes")
     audit: audit_technique.Config = Field(default_factory=audit_technique.Config)
 

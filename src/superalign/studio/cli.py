@@ -23,10 +23,25 @@ def _db(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", help=DB_HELP)
 
 
-def _open(args):
-    from superalign.studio.db import open_db
+def _open(args, create: bool = False):
+    """The database of ``--db``. Only ``serve`` and ``campaign create`` make a new SQLite file: a mistyped path
+    given to any other command is an error, not a fresh empty database (and new folders) left behind."""
+    from sqlalchemy.engine import make_url
 
+    from superalign.studio.db import open_db, resolve_url
+
+    url = make_url(resolve_url(args.db))
+    if not create and url.get_backend_name() == "sqlite" and url.database and not Path(url.database).is_file():
+        raise StudioError(f"no studio database at {url.database}: `superalign studio campaign create` makes one "
+                          "(or pass --db)")
     return open_db(args.db)
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (0-65535)")
+    return port
 
 
 def _invite_url(base_url: str, token: str) -> str:
@@ -40,7 +55,7 @@ def cmd_serve(args) -> int:
     from superalign.studio import store
     from superalign.studio.web import create_app
 
-    _, sessions = _open(args)
+    _, sessions = _open(args, create=True)
     with sessions() as s:
         if not store.has_admin_token(s):
             token = store.issue_admin_token(s)
@@ -94,7 +109,7 @@ def cmd_campaign_create(args) -> int:
         print(f"warning: {len(bad)} of {len(items)} items have a response nobody can judge ({kinds}; e.g. item "
               f"{bad[0][0]}); --drop-unreadable leaves them out", file=sys.stderr)
     items = arrange_items(items, config, assistance)
-    _, sessions = _open(args)
+    _, sessions = _open(args, create=True)
     with sessions() as s:
         campaign = store.create_campaign(s, args.name, config, items)
         c = store.counts(s, campaign)
@@ -235,9 +250,10 @@ def register(sub) -> None:
     q = ssub.add_parser("serve", help="serve the studio (binds 127.0.0.1 unless told otherwise)")
     _db(q)
     q.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    q.add_argument("--port", type=int, default=8765)
+    q.add_argument("--port", type=_port, default=8765, help="port to listen on (default 8765)")
     q.add_argument("--secure-cookies", action="store_true", help="mark cookies Secure (behind an HTTPS proxy)")
-    q.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    q.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
+                   help="the server's log level (default info)")
     q.set_defaults(func=cmd_serve)
 
     q = ssub.add_parser("campaign", help="create and list campaigns")

@@ -436,8 +436,20 @@ def inputs(config: Config) -> Inputs:
             raise InputMissing(f"generalize: the evaluation server at {config.eval_server} does not serve "
                                f"{', '.join(missing)} (it serves {', '.join(served) or 'nothing'})")
         extra = {f"served:{t}": served[t] for t in config.tasks}
+    checks = []
+    if config.dataset is not None:
+        d = config.dataset
+
+        def check() -> None:  # columns, labels and both classes, before any model loads
+            from superalign.world.binary import load_file_task
+
+            if Path(d.path).is_file():  # a missing file is said by the pipeline's own check, which runs first
+                load_file_task(d.path, d.text_column, d.label_column, d.text_b_column, d.group_column,
+                               d.test_fraction, config.seed, n_max=config.n_train + config.n_test)
+
+        checks.append(check)
     return Inputs(models=config.model_names(), files=[config.dataset.path] if config.dataset is not None else [],
-                  extra=extra)
+                  extra=extra, checks=checks)
 
 
 def pgr_table(scores: list[W2SScore], methods: list[str]) -> list[dict]:

@@ -254,7 +254,7 @@ def load_file_task(path: str | Path, text_column: str = "text", label_column: st
     missing = [c for c in wanted if c not in columns]
     if missing:
         raise TaskDataError(f"dataset {path}: column(s) {', '.join(map(repr, missing))} not found; the file has "
-                           f"{', '.join(map(repr, sorted(columns)))} (set text_column / label_column)")
+                           f"{', '.join(map(repr, sorted(columns)))} (--text-column / --label-column)")
     if n_max is not None:
         rows = rows[:n_max]
     examples, labels = [], {}
