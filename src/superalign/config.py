@@ -202,7 +202,10 @@ def load_config(
         try:
             loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-            raise ConfigError(f"config file {path}: {str(e).splitlines()[0]}") from None
+            mark = getattr(e, "problem_mark", None)  # where YAML gave up: the line a user looks at
+            where = f"line {mark.line + 1}: " if mark is not None else ""
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise ConfigError(f"config file {path}: {where}{problem}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path}: expected a mapping at the top level")
         if loaded.get("profile", profile) != profile:  # the file applies over a profile, so it cannot pick one

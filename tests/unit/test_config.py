@@ -78,6 +78,9 @@ def test_bad_profile_and_file(tmp_path):
     path.write_text("- a list\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config("quick", path)
+    path.write_text("baseline:\n  n_fact: 3\nbad: value: here\n")  # malformed YAML: the line it is on
+    with pytest.raises(ConfigError, match="c.yaml: line 3: mapping values are not allowed here"):
+        load_config("quick", path)
 
 
 @pytest.mark.parametrize("kwargs, message", [
