@@ -38,11 +38,13 @@ def check_prompt(messages: list[dict[str, str]]) -> list[dict[str, str]]:
 ChatPrompt = Annotated[list[dict[str, str]], AfterValidator(check_prompt)]
 
 
-def first_error(err: ValidationError, where: str = "record") -> str:
+def first_error(err: ValidationError, where: str = "record", flags: dict[str, str] | None = None) -> str:
     """A pydantic error as one line, ``field.path: what is wrong`` (its first error; ``where`` when the
-    error belongs to the whole object), without pydantic's "Value error, " prefix."""
+    error belongs to the whole object), without pydantic's "Value error, " prefix. A command passes
+    ``flags`` (field path -> its flag) so that the line names what the user typed (``--units``, not ``n_units``)."""
     e = err.errors()[0]
     loc = ".".join(str(x) for x in e["loc"]) or where
+    loc = (flags or {}).get(loc, loc)
     return f"{loc}: {e['msg'].removeprefix('Value error, ')}"
 
 

