@@ -258,9 +258,10 @@ def cmd_report(args) -> int:
     run_dirs = [Path(d) for d in args.run_dir]
     for run_dir in run_dirs:
         _check_run_dir(run_dir)
-    twice = [str(d) for d in run_dirs if [r.resolve() for r in run_dirs].count(d.resolve()) > 1]
-    if twice:
-        raise UserError(f"{twice[0]} is given twice: an interval over runs needs different runs")
+    resolved = [d.resolve() for d in run_dirs]
+    twice = next((d for d, r in zip(run_dirs, resolved) if resolved.count(r) > 1), None)
+    if twice is not None:
+        raise UserError(f"{twice} is given twice: an interval over runs needs different runs")
     if args.out is not None and len(run_dirs) == 1:
         raise UserError("--out names the across-runs page: give it two or more run directories")
     if args.out is not None and not Path(args.out).resolve().parent.is_dir():
@@ -422,12 +423,12 @@ def cmd_models(args) -> int:
 def cmd_world(args) -> int:
     from superalign.world import World
 
-    if args.n < 0 or args.seed < 0:
-        raise UserError(f"{'-n' if args.n < 0 else '--seed'}: must be 0 or more")
+    if args.seed < 0:
+        raise UserError("--seed: must be 0 or more")
     world = World(args.seed)
     try:
         tasks = world.tasks(args.kind, args.n, split=args.split)
-    except ValueError as e:  # more tasks than the split holds: the message gives the most there are
+    except ValueError as e:  # a negative n, or more tasks than the split holds (the message gives the most)
         raise UserError(f"-n {args.n}: {e}") from None
     for task in tasks:
         print(f"--- {task.id} [{task.category}]")

@@ -339,7 +339,7 @@ class ModelBank:
 
 def build_tasks(config: Config) -> list:
     """The configured world tasks and the dataset file, each checked for two classes."""
-    from superalign.world.binary import load_file_task, world_task
+    from superalign.world.binary import world_task
     from superalign.world.vault import check_task
 
     sizes = {name: config.task_sizes.get(name, [config.n_train, config.n_test]) for name in config.tasks}
@@ -350,12 +350,19 @@ def build_tasks(config: Config) -> list:
     else:
         tasks = [world_task(name, config.seed, *sizes[name]) for name in config.tasks]
     if config.dataset is not None:
-        d = config.dataset
-        tasks.append(load_file_task(d.path, d.text_column, d.label_column, d.text_b_column, d.group_column,
-                                    d.test_fraction, config.seed, n_max=config.n_train + config.n_test))
+        tasks.append(file_task(config))
     for task in tasks:
         check_task(task)
     return tasks
+
+
+def file_task(config: Config):
+    """The task of the configured dataset file (its columns, labels and both classes checked as it loads)."""
+    from superalign.world.binary import load_file_task
+
+    d = config.dataset
+    return load_file_task(d.path, d.text_column, d.label_column, d.text_b_column, d.group_column, d.test_fraction,
+                          config.seed, n_max=config.n_train + config.n_test)
 
 
 def _objectives(config: Config) -> dict:
@@ -436,18 +443,9 @@ def inputs(config: Config) -> Inputs:
             raise InputMissing(f"generalize: the evaluation server at {config.eval_server} does not serve "
                                f"{', '.join(missing)} (it serves {', '.join(served) or 'nothing'})")
         extra = {f"served:{t}": served[t] for t in config.tasks}
-    checks = []
-    if config.dataset is not None:
-        d = config.dataset
-
-        def check() -> None:  # columns, labels and both classes, before any model loads
-            from superalign.world.binary import load_file_task
-
-            if Path(d.path).is_file():  # a missing file is said by the pipeline's own check, which runs first
-                load_file_task(d.path, d.text_column, d.label_column, d.text_b_column, d.group_column,
-                               d.test_fraction, config.seed, n_max=config.n_train + config.n_test)
-
-        checks.append(check)
+    # The file's columns, labels and classes are read before any model loads (the pipeline checks that it exists
+    # first); the stage reads it again, which costs little next to a model.
+    checks = [lambda: file_task(config)] if config.dataset is not None else []
     return Inputs(models=config.model_names(), files=[config.dataset.path] if config.dataset is not None else [],
                   extra=extra, checks=checks)
 
